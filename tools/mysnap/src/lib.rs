@@ -1,0 +1,18 @@
+//! What every mysnap tool shares: option parsing, exit codes, logging,
+//! progress reporting, size and duration parsing, and running a child command.
+//!
+//! The crate stays small on purpose. Anything that only one tool needs lives
+//! in that tool's crate; the S3 client that `s3-put` and `s3-get` share sits
+//! behind the `s3` feature so the other tools do not compile it.
+
+pub mod child;
+pub mod cli;
+pub mod error;
+pub mod logging;
+pub mod progress;
+pub mod units;
+
+#[cfg(feature = "s3")]
+pub mod s3;
+
+pub use error::{Error, Exit, Result};

@@ -1,0 +1,444 @@
+//! The object operations `s3-put` and `s3-get` need, each retried with
+//! exponential backoff and jitter when the failure is a passing one.
+
+use super::failure::Attempt;
+use super::{credentials, S3Url, Settings};
+use crate::units::MIB;
+use crate::{Error, Exit, Result};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use rand::Rng;
+use s3::serde_types::Part;
+use s3::{Bucket, Region};
+use std::future::Future;
+use std::time::Duration;
+
+/// Presigned URLs are made just before each attempt, so a short life is enough.
+const PRESIGN_SECS: u32 = 3600;
+const BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(20);
+
+/// What the tools need to know about a stored object.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    /// RFC 3339 from listings, RFC 1123 from HEAD; as the server said it.
+    pub last_modified: String,
+}
+
+pub struct Client {
+    bucket: Box<Bucket>,
+    http: reqwest::Client,
+    retries: u32,
+    timeout: Duration,
+}
+
+/// Builds a header map from static names and values already checked.
+pub fn headers(pairs: &[(&'static str, String)]) -> Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| Error::usage(format!("invalid value for {name}: '{value}'")))?;
+        map.insert(HeaderName::from_static(name), value);
+    }
+    Ok(map)
+}
+
+impl Client {
+    pub fn new(settings: &Settings, bucket: &str) -> Result<Client> {
+        // Retries are ours, with backoff and jitter, for every request.
+        s3::set_retries(0);
+        let creds = credentials(settings.profile.as_deref())?;
+        let region = match &settings.endpoint {
+            Some(endpoint) => Region::Custom {
+                region: settings.region.clone(),
+                endpoint: endpoint.trim_end_matches('/').to_string(),
+            },
+            None => settings.region.parse().map_err(|e| {
+                Error::new(Exit::Config, format!("region '{}': {e}", settings.region))
+            })?,
+        };
+        let mut bucket = Bucket::new(bucket, region, creds)
+            .map_err(|e| Error::new(Exit::Config, format!("S3 bucket '{bucket}': {e}")))?;
+        if settings.endpoint.is_some() {
+            bucket = bucket.with_path_style();
+        }
+        bucket.set_request_timeout(Some(settings.timeout));
+        let http = bucket.http_client();
+        Ok(Client {
+            bucket,
+            http,
+            retries: settings.retries,
+            timeout: settings.timeout,
+        })
+    }
+
+    pub fn url(&self, key: &str) -> S3Url {
+        S3Url {
+            bucket: self.bucket.name(),
+            key: key.to_string(),
+        }
+    }
+
+    /// Time allowed for a request that carries `bytes`.
+    fn timeout_for(&self, bytes: u64) -> Duration {
+        self.timeout + Duration::from_secs(bytes / MIB)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries run out.
+    pub async fn retry<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
+        let mut failures = 0;
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(a) if a.retryable && failures < self.retries => {
+                    let delay = backoff(failures);
+                    failures += 1;
+                    log::warn!(
+                        "{what}: {}; retrying in {:.1}s ({failures} of {} retries)",
+                        a.error,
+                        delay.as_secs_f64(),
+                        self.retries
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(a) if a.retryable && failures > 0 => {
+                    return Err(a
+                        .error
+                        .context(format!("{what}: gave up after {} attempts", failures + 1)))
+                }
+                Err(a) => return Err(a.error.context(what)),
+            }
+        }
+    }
+
+    /// The object's size and ETag, or None when there is no such key.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let what = format!("HEAD {}", self.url(key));
+        let found = self
+            .retry(&what, || async {
+                match self.bucket.head_object(key).await {
+                    Ok((head, _)) => Ok(Some(head)),
+                    Err(e) => match Attempt::from(e) {
+                        a if a.error.code() == Exit::NoInput as i32 => Ok(None),
+                        a => Err(a),
+                    },
+                }
+            })
+            .await?;
+        Ok(found.map(|head| ObjectInfo {
+            key: key.to_string(),
+            size: head.content_length.unwrap_or(0).max(0) as u64,
+            etag: head.e_tag,
+            last_modified: head.last_modified.unwrap_or_default(),
+        }))
+    }
+
+    /// A small object read whole (a sidecar), or None when there is none.
+    pub async fn get_small(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let what = format!("GET {}", self.url(key));
+        self.retry(&what, || async {
+            match self.bucket.get_object(key).await {
+                Ok(data) => Ok(Some(data.to_vec())),
+                Err(e) => match Attempt::from(e) {
+                    a if a.error.code() == Exit::NoInput as i32 => Ok(None),
+                    a => Err(a),
+                },
+            }
+        })
+        .await
+    }
+
+    /// One presigned PUT of `body` with `extra` headers and Content-MD5;
+    /// returns the ETag. `query` selects a part of a multipart upload.
+    async fn put_presigned(
+        &self,
+        what: &str,
+        key: &str,
+        body: bytes::Bytes,
+        extra: &HeaderMap,
+        query: Option<[(String, String); 2]>,
+    ) -> Result<String> {
+        let md5 = {
+            use base64::Engine;
+            use md5::Digest;
+            let body = body.clone();
+            let digest = tokio::task::spawn_blocking(move || md5::Md5::digest(&body))
+                .await
+                .map_err(|e| Error::new(Exit::Software, format!("checksum task: {e}")))?;
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        };
+        let mut signed = extra.clone();
+        signed.insert(
+            HeaderName::from_static("content-md5"),
+            HeaderValue::from_str(&md5).expect("base64 is a valid header value"),
+        );
+        let timeout = self.timeout_for(body.len() as u64);
+        self.retry(what, || async {
+            let queries = query.clone().map(|q| q.into_iter().collect());
+            let url = self
+                .bucket
+                .presign_put(key, PRESIGN_SECS, Some(signed.clone()), queries)
+                .await?;
+            let response = self
+                .http
+                .put(url)
+                .headers(signed.clone())
+                .body(body.clone())
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(Attempt::from_reqwest)?;
+            let status = response.status().as_u16();
+            if !(200..300).contains(&status) {
+                let text = response.text().await.unwrap_or_default();
+                return Err(Attempt::http(status, &text));
+            }
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            Ok(etag)
+        })
+        .await
+    }
+
+    /// Stores a whole object in one PUT.
+    pub async fn put_object(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+        extra: &HeaderMap,
+    ) -> Result<String> {
+        let what = format!("PUT {}", self.url(key));
+        self.put_presigned(&what, key, body, extra, None).await
+    }
+
+    /// Starts a multipart upload; returns its upload id.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+        extra: &HeaderMap,
+    ) -> Result<String> {
+        let bucket = self.with_headers(extra)?;
+        let what = format!("starting multipart upload of {}", self.url(key));
+        let started = self
+            .retry(&what, || async {
+                Ok(bucket.initiate_multipart_upload(key, content_type).await?)
+            })
+            .await?;
+        Ok(started.upload_id)
+    }
+
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: bytes::Bytes,
+    ) -> Result<Part> {
+        let what = format!("uploading part {number}");
+        let query = [
+            ("partNumber".to_string(), number.to_string()),
+            ("uploadId".to_string(), upload_id.to_string()),
+        ];
+        let etag = self
+            .put_presigned(&what, key, body, &HeaderMap::new(), Some(query))
+            .await?;
+        Ok(Part {
+            part_number: number,
+            etag,
+        })
+    }
+
+    /// Completes the upload; `extra` may carry `If-None-Match: *`.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[Part],
+        extra: &HeaderMap,
+    ) -> Result<()> {
+        let bucket = self.with_headers(extra)?;
+        let what = format!("completing {}", self.url(key));
+        self.retry(&what, || async {
+            bucket
+                .complete_multipart_upload(key, upload_id, parts.to_vec())
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Aborts the upload, dropping its parts. An upload already gone is not
+    /// an error: aborting is what cleanup does, and cleanup may run twice.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        let what = format!("aborting upload of {}", self.url(key));
+        self.retry(&what, || async {
+            match self.bucket.abort_upload(key, upload_id).await {
+                Ok(()) => Ok(()),
+                Err(e) => match Attempt::from(e) {
+                    a if a.error.code() == Exit::NoInput as i32 => Ok(()),
+                    a => Err(a),
+                },
+            }
+        })
+        .await
+    }
+
+    /// Bytes `start..start+len` of the object. A connection cut mid-body is
+    /// resumed where it stopped; `etag` makes sure the object is the same one.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+        etag: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        let what = format!("GET {} bytes {start}-{}", self.url(key), start + len - 1);
+        let mut buf = Vec::with_capacity(len as usize);
+        let timeout = self.timeout_for(len);
+        let mut failures = 0;
+        loop {
+            let have = buf.len() as u64;
+            match self
+                .get_into(key, start + have, len - have, etag, timeout, &mut buf)
+                .await
+            {
+                Ok(()) => return Ok(buf),
+                Err(a) if a.retryable && (buf.len() as u64 > have || failures < self.retries) => {
+                    if buf.len() as u64 > have {
+                        // Progress was made: the network works, start counting anew.
+                        failures = 0;
+                    }
+                    let delay = backoff(failures);
+                    failures += 1;
+                    log::warn!(
+                        "{what}: {} after {} bytes; resuming in {:.1}s",
+                        a.error,
+                        buf.len(),
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(a) => return Err(a.error.context(what)),
+            }
+        }
+    }
+
+    async fn get_into(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+        etag: Option<&str>,
+        timeout: Duration,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Attempt> {
+        let url = self.bucket.presign_get(key, PRESIGN_SECS, None).await?;
+        let mut request = self
+            .http
+            .get(url)
+            .header("range", format!("bytes={start}-{}", start + len - 1))
+            .timeout(timeout);
+        if let Some(etag) = etag {
+            request = request.header("if-match", etag);
+        }
+        let mut response = request.send().await.map_err(Attempt::from_reqwest)?;
+        let status = response.status().as_u16();
+        if status != 206 {
+            let text = response.text().await.unwrap_or_default();
+            if status == 412 {
+                return Err(Attempt::fatal(Error::new(
+                    Exit::TempFail,
+                    "the object changed while it was being read; run again",
+                )));
+            }
+            return Err(Attempt::http(status, &text));
+        }
+        let end = buf.len() as u64 + len;
+        while let Some(chunk) = response.chunk().await.map_err(Attempt::from_reqwest)? {
+            if buf.len() as u64 + chunk.len() as u64 > end {
+                return Err(Attempt::fatal(Error::new(
+                    Exit::DataErr,
+                    "server sent more bytes than asked for",
+                )));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if (buf.len() as u64) < end {
+            return Err(Attempt::transport("response ended early"));
+        }
+        Ok(())
+    }
+
+    /// Every object under `prefix`, in the order S3 lists them.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let what = format!("listing {}", self.url(prefix));
+        let mut objects = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (page, _) = self
+                .retry(&what, || async {
+                    Ok(self
+                        .bucket
+                        .list_page(prefix.to_string(), None, token.clone(), None, None)
+                        .await?)
+                })
+                .await?;
+            objects.extend(page.contents.into_iter().map(|o| ObjectInfo {
+                key: o.key,
+                size: o.size,
+                etag: o.e_tag,
+                last_modified: o.last_modified,
+            }));
+            match page.next_continuation_token {
+                Some(next) if page.is_truncated => token = Some(next),
+                _ => return Ok(objects),
+            }
+        }
+    }
+
+    fn with_headers(&self, extra: &HeaderMap) -> Result<Box<Bucket>> {
+        if extra.is_empty() {
+            return Ok(self.bucket.clone());
+        }
+        self.bucket
+            .with_extra_headers(extra.clone())
+            .map(Box::new)
+            .map_err(|e| Error::new(Exit::Software, format!("S3 headers: {e}")))
+    }
+}
+
+/// Exponential backoff with full jitter: half to all of 200ms × 2^n, at most 20s.
+fn backoff(failures: u32) -> Duration {
+    let ceiling = BACKOFF_FIRST
+        .saturating_mul(1 << failures.min(16))
+        .min(BACKOFF_MAX);
+    ceiling.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for n in 0..30 {
+            let d = backoff(n);
+            let ceiling = BACKOFF_FIRST
+                .saturating_mul(1 << n.min(16))
+                .min(BACKOFF_MAX);
+            assert!(d <= ceiling && d >= ceiling / 2, "{n}: {d:?}");
+        }
+        assert!(backoff(40) <= BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,21 @@
+//! The S3 side of `s3-put` and `s3-get`: where to connect, whose keys to
+//! use, how to tell a passing failure from a final one, and the few object
+//! operations the tools need.
+//!
+//! rust-s3 does the signing, the XML and the metadata calls. The data path
+//! (part uploads, ranged downloads) goes through presigned URLs on rust-s3's
+//! own HTTP client: its regular calls copy every request body once more,
+//! which would double the memory a part costs, and they cannot resume a
+//! download that was cut off half-way.
+
+mod client;
+mod credentials;
+mod failure;
+mod settings;
+mod url;
+
+pub use client::{headers, Client, ObjectInfo};
+pub use credentials::credentials;
+pub use failure::Attempt;
+pub use settings::{add_options, Settings};
+pub use url::S3Url;

@@ -1,0 +1,109 @@
+//! Sizes and durations as admins write them: `16M`, `1G`, `30s`, `5m`.
+//! Sizes are binary (16M = 16 MiB), as in dd(1) and lvcreate(8).
+
+use crate::{Error, Result};
+use std::time::Duration;
+
+pub const KIB: u64 = 1024;
+pub const MIB: u64 = 1024 * KIB;
+pub const GIB: u64 = 1024 * MIB;
+pub const TIB: u64 = 1024 * GIB;
+
+/// Parses `123`, `16K`, `16M`, `1G`, `2T` (also `16MiB`, `16MB`: all binary).
+pub fn parse_size(text: &str) -> Result<u64> {
+    let bad = || Error::usage(format!("invalid size '{text}' (examples: 4096, 16M, 1G)"));
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let number: u64 = t[..digits].parse().map_err(|_| bad())?;
+    let unit = match t[digits..].to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => KIB,
+        "M" | "MB" | "MIB" => MIB,
+        "G" | "GB" | "GIB" => GIB,
+        "T" | "TB" | "TIB" => TIB,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(unit).ok_or_else(bad)
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h`; a bare number means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::usage(format!(
+            "invalid duration '{text}' (examples: 500ms, 30s, 5m)"
+        ))
+    };
+    let t = text.trim();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let number: f64 = t[..digits].parse().map_err(|_| bad())?;
+    let seconds = match &t[digits..] {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+/// Formats a byte count for people: `1.5 GiB`, `512 B`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Formats a rate for people: `85.3 MiB/s`.
+pub fn format_rate(bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-6);
+    format!("{}/s", format_size((bytes as f64 / secs) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_binary() {
+        assert_eq!(parse_size("16M").unwrap(), 16 * MIB);
+        assert_eq!(parse_size("16MiB").unwrap(), 16 * MIB);
+        assert_eq!(parse_size("1g").unwrap(), GIB);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("5T").unwrap(), 5 * TIB);
+        for bad in ["", "M", "12Q", "-1", "1.5G", "99999999999999999999T"] {
+            let err = parse_size(bad).unwrap_err();
+            assert_eq!(err.code(), 64, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        for bad in ["", "s", "3d", "-1s", "1..2s"] {
+            assert_eq!(parse_duration(bad).unwrap_err().code(), 64, "{bad}");
+        }
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(1536), "1.5 KiB");
+        assert_eq!(format_size(2 * GIB), "2.0 GiB");
+    }
+}

@@ -1,0 +1,101 @@
+//! The state file: where an open multipart upload is written down, so that
+//! a cleanup step can abort it after s3-put was killed with SIGKILL.
+
+use mysnap::error::IoContext;
+use mysnap::Result;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub key: String,
+    pub upload_id: String,
+}
+
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StateFile { path: path.into() }
+    }
+
+    /// Writes the record whole or not at all (temporary file, fsync, rename),
+    /// readable by the owner only.
+    pub fn record(&self, upload: &OpenUpload) -> Result<()> {
+        let tmp = self.path.with_extension("tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .ctx(format!("cannot create state file {}", tmp.display()))?;
+        let json = serde_json::to_vec_pretty(upload).expect("plain data serializes");
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .ctx(format!("cannot write state file {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .ctx(format!("cannot create state file {}", self.path.display()))
+    }
+
+    /// The upload recorded, or None when there is no state file.
+    pub fn load(path: &Path) -> Result<Option<OpenUpload>> {
+        let text = match std::fs::read(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx(format!("cannot read state file {}", path.display())),
+        };
+        serde_json::from_slice(&text).map(Some).map_err(|e| {
+            mysnap::Error::new(
+                mysnap::Exit::DataErr,
+                format!("state file {} is not one s3-put wrote: {e}", path.display()),
+            )
+        })
+    }
+
+    /// The upload is completed or aborted: nothing left to clean up.
+    pub fn clear(&self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!("cannot remove state file {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn records_loads_and_clears() {
+        let path = std::env::temp_dir().join(format!("s3-put-state-{}.json", std::process::id()));
+        let upload = OpenUpload {
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: "us-east-1".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "id-1".into(),
+        };
+        let state = StateFile::new(&path);
+        state.record(&upload).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(StateFile::load(&path).unwrap(), Some(upload));
+        state.clear();
+        assert_eq!(StateFile::load(&path).unwrap(), None);
+        std::fs::write(&path, "garbage").unwrap();
+        assert_eq!(StateFile::load(&path).unwrap_err().code(), 65);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -177,12 +177,14 @@ async fn get(
     }
     let actual = sink.sha256();
     let verdict = match expected {
-        Some(expected) if expected != actual => return Err(Error::new(
-            Exit::DataErr,
-            format!(
+        Some(expected) if expected != actual => {
+            return Err(Error::new(
+                Exit::DataErr,
+                format!(
                 "{url}: SHA-256 mismatch: the data hashes to {actual}, the sidecar says {expected}"
             ),
-        )),
+            ))
+        }
         Some(_) => "SHA-256 verified",
         None => "not verified",
     };

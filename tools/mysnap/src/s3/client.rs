@@ -2,9 +2,11 @@
 //! exponential backoff and jitter when the failure is a passing one.
 
 use super::failure::Attempt;
+use super::sign::{sign, EMPTY_SHA256};
 use super::{credentials, S3Url, Settings};
 use crate::units::MIB;
 use crate::{Error, Exit, Result};
+use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 use s3::serde_types::Part;
@@ -12,8 +14,6 @@ use s3::{Bucket, Region};
 use std::future::Future;
 use std::time::Duration;
 
-/// Presigned URLs are made just before each attempt, so a short life is enough.
-const PRESIGN_SECS: u32 = 3600;
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(20);
 
@@ -154,41 +154,41 @@ impl Client {
         .await
     }
 
-    /// One presigned PUT of `body` with `extra` headers and Content-MD5;
-    /// returns the ETag. `query` selects a part of a multipart upload.
-    async fn put_presigned(
+    /// One signed PUT of `body` with `extra` headers, Content-MD5 and the
+    /// body's SHA-256; returns the ETag. `query` selects a part of a
+    /// multipart upload.
+    async fn put_signed(
         &self,
         what: &str,
         key: &str,
         body: bytes::Bytes,
         extra: &HeaderMap,
-        query: Option<[(String, String); 2]>,
+        query: &[(&str, &str)],
     ) -> Result<String> {
-        let md5 = {
-            use base64::Engine;
-            use md5::Digest;
+        let digests = {
             let body = body.clone();
-            let digest = tokio::task::spawn_blocking(move || md5::Md5::digest(&body))
-                .await
-                .map_err(|e| Error::new(Exit::Software, format!("checksum task: {e}")))?;
-            base64::engine::general_purpose::STANDARD.encode(digest)
+            tokio::task::spawn_blocking(move || {
+                use md5::Digest;
+                (md5::Md5::digest(&body), sha2::Sha256::digest(&body))
+            })
         };
-        let mut signed = extra.clone();
-        signed.insert(
+        let (md5, sha256) = digests
+            .await
+            .map_err(|e| Error::new(Exit::Software, format!("checksum task: {e}")))?;
+        let sha256 = hex::encode(sha256);
+        let mut extra = extra.clone();
+        extra.insert(
             HeaderName::from_static("content-md5"),
-            HeaderValue::from_str(&md5).expect("base64 is a valid header value"),
+            HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(md5))
+                .expect("base64 is a valid header value"),
         );
         let timeout = self.timeout_for(body.len() as u64);
         self.retry(what, || async {
-            let queries = query.clone().map(|q| q.into_iter().collect());
-            let url = self
-                .bucket
-                .presign_put(key, PRESIGN_SECS, Some(signed.clone()), queries)
-                .await?;
+            let (url, headers) = sign(&self.bucket, "PUT", key, query, &extra, &sha256).await?;
             let response = self
                 .http
                 .put(url)
-                .headers(signed.clone())
+                .headers(headers)
                 .body(body.clone())
                 .timeout(timeout)
                 .send()
@@ -218,7 +218,7 @@ impl Client {
         extra: &HeaderMap,
     ) -> Result<String> {
         let what = format!("PUT {}", self.url(key));
-        self.put_presigned(&what, key, body, extra, None).await
+        self.put_signed(&what, key, body, extra, &[]).await
     }
 
     /// Starts a multipart upload; returns its upload id.
@@ -246,12 +246,13 @@ impl Client {
         body: bytes::Bytes,
     ) -> Result<Part> {
         let what = format!("uploading part {number}");
+        let number_text = number.to_string();
         let query = [
-            ("partNumber".to_string(), number.to_string()),
-            ("uploadId".to_string(), upload_id.to_string()),
+            ("partNumber", number_text.as_str()),
+            ("uploadId", upload_id),
         ];
         let etag = self
-            .put_presigned(&what, key, body, &HeaderMap::new(), Some(query))
+            .put_signed(&what, key, body, &HeaderMap::new(), &query)
             .await?;
         Ok(Part {
             part_number: number,
@@ -343,15 +344,13 @@ impl Client {
         timeout: Duration,
         buf: &mut Vec<u8>,
     ) -> Result<(), Attempt> {
-        let url = self.bucket.presign_get(key, PRESIGN_SECS, None).await?;
-        let mut request = self
-            .http
-            .get(url)
-            .header("range", format!("bytes={start}-{}", start + len - 1))
-            .timeout(timeout);
-        if let Some(etag) = etag {
-            request = request.header("if-match", etag);
+        let mut extra = headers(&[("range", format!("bytes={start}-{}", start + len - 1))])
+            .map_err(Attempt::fatal)?;
+        if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
+            extra.insert(http::header::IF_MATCH, etag);
         }
+        let (url, signed) = sign(&self.bucket, "GET", key, &[], &extra, EMPTY_SHA256).await?;
+        let request = self.http.get(url).headers(signed).timeout(timeout);
         let mut response = request.send().await.map_err(Attempt::from_reqwest)?;
         let status = response.status().as_u16();
         if status != 206 {

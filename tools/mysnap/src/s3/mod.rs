@@ -2,16 +2,17 @@
 //! use, how to tell a passing failure from a final one, and the few object
 //! operations the tools need.
 //!
-//! rust-s3 does the signing, the XML and the metadata calls. The data path
-//! (part uploads, ranged downloads) goes through presigned URLs on rust-s3's
-//! own HTTP client: its regular calls copy every request body once more,
-//! which would double the memory a part costs, and they cannot resume a
-//! download that was cut off half-way.
+//! rust-s3 does the XML and the metadata calls. The data path (part
+//! uploads, ranged downloads) is signed here with rust-s3's signing
+//! primitives and sent on rust-s3's own HTTP client: its regular calls copy
+//! every request body once more, which would double the memory a part
+//! costs, and they cannot resume a download that was cut off half-way.
 
 mod client;
 mod credentials;
 mod failure;
 mod settings;
+mod sign;
 mod url;
 
 pub use client::{headers, Client, ObjectInfo};

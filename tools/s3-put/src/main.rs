@@ -92,7 +92,14 @@ fn run(args: Args) -> Result<()> {
     let base = args.value("part-size", 16 * MIB, parse_size)?;
     let plan = match args.value("expected-size", None, |t| parse_size(t).map(Some))? {
         Some(expected) => PartPlan::for_expected(base, expected)?,
-        None => PartPlan::new(base)?,
+        None => match std::env::var("MYSNAP_TEST_PARTS_PER_STEP") {
+            Ok(step) => PartPlan::with_step(
+                base,
+                step.parse()
+                    .map_err(|_| Error::usage("MYSNAP_TEST_PARTS_PER_STEP must be a number"))?,
+            )?,
+            Err(_) => PartPlan::new(base)?,
+        },
     };
     log::debug!(
         "parts of {} for the first {}, then doubling every {} parts",

@@ -62,6 +62,16 @@ impl PartPlan {
         Ok(PartPlan { base, step: fits })
     }
 
+    /// A plan that doubles every `step` parts, whether or not it reaches
+    /// 5 TiB: for tests that watch the part size grow on a small upload.
+    pub fn with_step(base: u64, step: u32) -> Result<PartPlan> {
+        let plan = PartPlan::new(base)?;
+        if step == 0 {
+            return Err(Error::usage("parts per step must be at least 1"));
+        }
+        Ok(PartPlan { step, ..plan })
+    }
+
     /// The smallest plan, starting at `base` or above in whole MiB, whose
     /// flat stretch holds `expected` bytes: memory then stays flat for the
     /// whole upload.

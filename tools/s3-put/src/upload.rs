@@ -160,7 +160,10 @@ where
         let (client, key, id) = (client.clone(), target.key.clone(), upload_id.clone());
         in_flight.spawn(async move {
             let _slot = slot;
-            client.upload_part(&key, &id, number, buf.into()).await
+            let len = buf.len();
+            let part = client.upload_part(&key, &id, number, buf.into()).await?;
+            log::debug!("part {number}: {len} bytes uploaded");
+            Ok(part)
         });
         number += 1;
         let next;

@@ -1,0 +1,232 @@
+//! What needs moto: ListMultipartUploads to prove no upload is left open,
+//! IAM permissions, and missing buckets. One moto server serves the whole
+//! file; each test has its own bucket.
+
+use mysnap_tests::proxy::FaultProxy;
+use mysnap_tests::server::{Kind, S3Server};
+use mysnap_tests::tool::{finish, run, spawn};
+use mysnap_tests::{random_bytes, MIB};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn moto() -> &'static S3Server {
+    static SERVER: OnceLock<S3Server> = OnceLock::new();
+    SERVER.get_or_init(|| S3Server::moto(&[]))
+}
+
+fn bucket(name: &str) -> &'static S3Server {
+    let server = moto();
+    server.create_bucket(name);
+    server
+}
+
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A producer that sends 12 MiB (two parts of 5 MiB go out) and then hangs.
+const STALLING_PRODUCER: &str = "head -c 12582912 /dev/urandom; exec sleep 60";
+
+#[test]
+fn missing_bucket_exits_66() {
+    let server = moto();
+    let out = run(
+        server.tool("s3-put").arg("s3://no-such-bucket/key"),
+        b"data",
+    );
+    out.expect_code(66);
+    assert!(out.stderr.contains("no such bucket"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1);
+}
+
+#[test]
+fn forbidden_exits_77_with_a_hint() {
+    let server = bucket("forbidden");
+    let Kind::Moto {
+        nobody_key,
+        nobody_secret,
+    } = &server.kind
+    else {
+        unreachable!()
+    };
+    let out = run(
+        server
+            .tool("s3-put")
+            .env("AWS_ACCESS_KEY_ID", nobody_key)
+            .env("AWS_SECRET_ACCESS_KEY", nobody_secret)
+            .arg("s3://forbidden/key"),
+        b"data",
+    );
+    out.expect_code(77);
+    assert!(out.stderr.contains("s3:ListBucket"), "{}", out.stderr);
+    assert!(!server.has_object("forbidden", "key"));
+}
+
+#[test]
+fn failed_producer_leaves_no_upload_open() {
+    let server = bucket("producer-fails");
+    let out = run(
+        server.tool("s3-put").args([
+            "-p",
+            "5M",
+            "s3://producer-fails/k",
+            "--",
+            "sh",
+            "-c",
+            "head -c 12582912 /dev/urandom; exit 5",
+        ]),
+        b"",
+    );
+    out.expect_code(5);
+    assert!(server.open_uploads("producer-fails").is_empty());
+    assert!(!server.has_object("producer-fails", "k"));
+}
+
+#[test]
+fn sigterm_aborts_the_upload() {
+    let server = bucket("sigterm");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("upload.json");
+    let (child, feeder) = spawn(
+        server
+            .tool("s3-put")
+            .args(["-p", "5M", "--state-file"])
+            .arg(&state)
+            .args(["s3://sigterm/k", "--", "sh", "-c", STALLING_PRODUCER]),
+        Vec::new(),
+    );
+    wait_for_file(&state);
+    assert_eq!(
+        server.open_uploads("sigterm").len(),
+        1,
+        "the upload is open while it runs"
+    );
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let out = finish(child, feeder);
+    out.expect_code(143);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "s3-put did not stop the producer"
+    );
+    assert!(
+        server.open_uploads("sigterm").is_empty(),
+        "upload left open"
+    );
+    assert!(!server.has_object("sigterm", "k"));
+    assert!(!state.exists(), "the state file goes with the upload");
+}
+
+#[test]
+fn sigkill_leaves_a_state_file_that_abort_from_cleans_up() {
+    let server = bucket("sigkill");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("upload.json");
+    let (child, feeder) = spawn(
+        server
+            .tool("s3-put")
+            .process_group(0)
+            .args(["-p", "5M", "--state-file"])
+            .arg(&state)
+            .args(["s3://sigkill/k", "--", "sh", "-c", STALLING_PRODUCER]),
+        Vec::new(),
+    );
+    wait_for_file(&state);
+    // As systemd kills a unit's whole control group: s3-put and its producer.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    finish(child, feeder).expect_code(137);
+    assert_eq!(server.open_uploads("sigkill").len(), 1);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "state file readable by others");
+
+    let out = run(server.tool("s3-put").arg("--abort-from").arg(&state), b"");
+    out.expect_code(0);
+    assert!(server.open_uploads("sigkill").is_empty());
+    assert!(!state.exists());
+    // Twice is fine: cleanup may run after a run that cleaned up itself.
+    run(server.tool("s3-put").arg("--abort-from").arg(&state), b"").expect_code(0);
+}
+
+#[test]
+fn server_gone_mid_upload_exits_69_and_can_be_cleaned_up() {
+    let server = bucket("server-dies");
+    let proxy = FaultProxy::transparent(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("upload.json");
+    let (child, feeder) = spawn(
+        server
+            .tool_via("s3-put", &proxy.endpoint)
+            .args(["-p", "5M", "--retries", "2", "--state-file"])
+            .arg(&state)
+            .args([
+                "s3://server-dies/k",
+                "--",
+                "sh",
+                "-c",
+                "head -c 6291456 /dev/urandom; sleep 2; head -c 20971520 /dev/urandom",
+            ]),
+        Vec::new(),
+    );
+    wait_for_file(&state);
+    proxy.set_down(true);
+    let out = finish(child, feeder);
+    out.expect_code(69);
+    assert!(out.stderr.contains("could not abort"), "{}", out.stderr);
+    assert!(
+        state.exists(),
+        "the state file keeps the upload for cleanup"
+    );
+    assert!(!server.has_object("server-dies", "k"));
+
+    proxy.set_down(false);
+    run(
+        server
+            .tool_via("s3-put", &proxy.endpoint)
+            .arg("--abort-from")
+            .arg(&state),
+        b"",
+    )
+    .expect_code(0);
+    assert!(server.open_uploads("server-dies").is_empty());
+}
+
+#[test]
+fn multipart_object_has_the_planned_parts() {
+    let server = bucket("growth");
+    let data = random_bytes(58 * MIB, 9);
+    let out = run(
+        server
+            .tool("s3-put")
+            .env("MYSNAP_TEST_PARTS_PER_STEP", "2")
+            .args(["-p", "5M", "s3://growth/k"]),
+        &data,
+    );
+    out.expect_code(0);
+    let etag = server.query(&["etag", "growth", "k"]);
+    assert!(
+        etag.as_str().unwrap().ends_with("-6\""),
+        "6 parts (5 5 10 10 20 8 MiB): {etag}"
+    );
+    let back = run(server.tool("s3-get").arg("s3://growth/k"), b"");
+    back.expect_code(0);
+    assert!(back.stdout == data);
+}

@@ -1,0 +1,342 @@
+//! s3-put and s3-get against a real s3s-fs server: what goes in comes out.
+
+use mysnap_tests::proxy::{Fault, FaultProxy};
+use mysnap_tests::server::S3Server;
+use mysnap_tests::tool::run;
+use mysnap_tests::{random_bytes, sha256_hex, MIB};
+
+const BUCKET: &str = "backups";
+
+/// Uploads `data` with `opts`, checks what s3-put printed and what the
+/// server stored, and returns the URL.
+fn put(server: &S3Server, key: &str, data: &[u8], opts: &[&str]) -> String {
+    let url = format!("s3://{BUCKET}/{key}");
+    let out = run(server.tool("s3-put").args(opts).arg(&url), data);
+    out.expect_code(0);
+    let sha = sha256_hex(data);
+    assert_eq!(
+        out.stdout_text(),
+        format!("{url}\n{sha}\n"),
+        "stdout is the URL, then the SHA-256"
+    );
+    let stored = std::fs::read(server.object_file(BUCKET, key)).unwrap();
+    assert!(
+        stored == data,
+        "{key}: stored bytes differ ({} vs {} bytes)",
+        stored.len(),
+        data.len()
+    );
+    let name = key.rsplit('/').next().unwrap();
+    let sidecar =
+        std::fs::read_to_string(server.object_file(BUCKET, &format!("{key}.sha256"))).unwrap();
+    assert_eq!(sidecar, format!("{sha}  {name}\n"));
+    url
+}
+
+fn get(server: &S3Server, url: &str, opts: &[&str]) -> Vec<u8> {
+    let out = run(server.tool("s3-get").args(opts).arg(url), b"");
+    out.expect_code(0);
+    assert!(out.stderr.contains("SHA-256 verified"), "{}", out.stderr);
+    out.stdout
+}
+
+#[test]
+fn round_trips_at_part_boundaries() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    for (part_mib, jobs) in [(5usize, 1usize), (5, 3), (6, 2)] {
+        let part = part_mib * MIB;
+        for (i, size) in [0, 1, part - 1, part, part + 1].into_iter().enumerate() {
+            let data = random_bytes(size, (part_mib * 10 + i) as u64);
+            let key = format!("edges/p{part_mib}-j{jobs}-{size}.bin");
+            let part_opt = format!("{part_mib}M");
+            let url = put(
+                &server,
+                &key,
+                &data,
+                &["--part-size", &part_opt, "--jobs", &jobs.to_string()],
+            );
+            let back = get(
+                &server,
+                &url,
+                &["--part-size", "1M", "--jobs", &jobs.to_string()],
+            );
+            assert!(back == data, "{key}: s3-get returned different bytes");
+        }
+    }
+}
+
+#[test]
+fn round_trips_100_mib() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let data = random_bytes(100 * MIB, 100);
+    for (opts, get_opts) in [
+        (["-p", "5M", "-j", "4"], ["-p", "7M", "-j", "3"]),
+        (["-p", "16M", "-j", "2"], ["-p", "16M", "-j", "4"]),
+    ] {
+        let key = format!("big/{}.bin", opts.join(""));
+        let url = put(&server, &key, &data, &opts);
+        let back = get(&server, &url, &get_opts);
+        assert_eq!(sha256_hex(&back), sha256_hex(&data));
+    }
+}
+
+#[test]
+fn part_size_grows_as_planned() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let data = random_bytes(58 * MIB, 58);
+    let out = run(
+        server
+            .tool("s3-put")
+            .env("MYSNAP_TEST_PARTS_PER_STEP", "2")
+            .args(["-v", "-p", "5M", "-j", "2", "s3://backups/grow.bin"]),
+        &data,
+    );
+    out.expect_code(0);
+    let mut sizes: Vec<(u32, usize)> = out
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("debug: part ").nth(1)?;
+            let (number, rest) = rest.split_once(": ")?;
+            Some((number.parse().ok()?, rest.split(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    sizes.sort();
+    let mib: Vec<usize> = sizes.iter().map(|(_, bytes)| bytes / MIB).collect();
+    // Doubling every 2 parts from 5 MiB: 5 5 10 10 20, then the last 8 MiB.
+    assert_eq!(
+        mib,
+        [5, 5, 10, 10, 20, 8],
+        "part sizes; stderr:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(server.object_file(BUCKET, "grow.bin")).unwrap(),
+        data
+    );
+}
+
+#[test]
+fn command_output_is_stored_when_it_succeeds() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("payload");
+    let data = random_bytes(11 * MIB + 17, 7);
+    std::fs::write(&file, &data).unwrap();
+    let out = run(
+        server
+            .tool("s3-put")
+            .args(["-p", "5M", "s3://backups/cmd.bin", "--", "cat"])
+            .arg(&file),
+        b"",
+    );
+    out.expect_code(0);
+    assert_eq!(
+        std::fs::read(server.object_file(BUCKET, "cmd.bin")).unwrap(),
+        data
+    );
+}
+
+#[test]
+fn key_patterns_expand_in_utc_and_existing_keys_are_kept() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let out = run(
+        server
+            .tool("s3-put")
+            .arg("s3://backups/db1/%Y/%Y%m%dT%H%M%SZ.bin"),
+        b"first",
+    );
+    out.expect_code(0);
+    let url = out.stdout_text().lines().next().unwrap().to_string();
+    let year = std::process::Command::new("date")
+        .args(["-u", "+%Y"])
+        .output()
+        .unwrap()
+        .stdout;
+    let year = String::from_utf8(year).unwrap().trim().to_string();
+    assert!(
+        url.starts_with(&format!("s3://backups/db1/{year}/{year}")),
+        "{url}"
+    );
+    assert!(!url.contains('%'));
+
+    // The same key again: refused, the object untouched.
+    let again = run(server.tool("s3-put").arg(&url), b"second");
+    again.expect_code(73);
+    assert!(again.stderr.contains("--overwrite"), "{}", again.stderr);
+    assert_eq!(get(&server, &url, &[]), b"first");
+
+    let replaced = run(server.tool("s3-put").args(["--overwrite", &url]), b"second");
+    replaced.expect_code(0);
+    assert_eq!(get(&server, &url, &[]), b"second");
+}
+
+#[test]
+fn list_and_latest_skip_sidecars() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        put(
+            &server,
+            &format!("db2/{name}.tar.gz"),
+            name.repeat(i + 1).as_bytes(),
+            &[],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    put(&server, "other/z.tar.gz", b"not under the prefix", &[]);
+    let out = run(
+        server.tool("s3-get").args(["--list", "s3://backups/db2/"]),
+        b"",
+    );
+    out.expect_code(0);
+    let urls: Vec<String> = out
+        .stdout_text()
+        .lines()
+        .map(|l| l.split_whitespace().last().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "s3://backups/db2/a.tar.gz",
+            "s3://backups/db2/b.tar.gz",
+            "s3://backups/db2/c.tar.gz"
+        ]
+    );
+    let sizes: Vec<u64> = out
+        .stdout_text()
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sizes, [1, 2, 3]);
+    assert_eq!(get(&server, "s3://backups/db2/", &["--latest"]), b"ccc");
+
+    let none = run(
+        server
+            .tool("s3-get")
+            .args(["--latest", "s3://backups/nothing/"]),
+        b"",
+    );
+    none.expect_code(66);
+}
+
+#[test]
+fn credentials_from_systemd_and_shared_files() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("aws-access-key-id"),
+        format!("{}\n", server.access_key),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("aws-secret-access-key"),
+        format!("{}\n", server.secret_key),
+    )
+    .unwrap();
+    let out = run(
+        mysnap_tests::tool::tool("s3-put")
+            .env("AWS_ENDPOINT_URL", &server.endpoint)
+            .env("CREDENTIALS_DIRECTORY", dir.path())
+            .arg("s3://backups/creds/systemd"),
+        b"via LoadCredential",
+    );
+    out.expect_code(0);
+
+    let shared = dir.path().join("credentials");
+    std::fs::write(
+        &shared,
+        format!(
+            "[default]\naws_access_key_id = WRONG\naws_secret_access_key = WRONG\n\n[backup]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            server.access_key, server.secret_key
+        ),
+    )
+    .unwrap();
+    let with_profile = |profile: &str| {
+        run(
+            mysnap_tests::tool::tool("s3-get")
+                .env("AWS_ENDPOINT_URL", &server.endpoint)
+                .env("AWS_SHARED_CREDENTIALS_FILE", &shared)
+                .args(["--profile", profile, "s3://backups/creds/systemd"]),
+            b"",
+        )
+    };
+    let out = with_profile("backup");
+    out.expect_code(0);
+    assert_eq!(out.stdout, b"via LoadCredential");
+    with_profile("default").expect_code(77);
+    with_profile("missing").expect_code(77);
+}
+
+#[test]
+fn tampered_object_is_detected() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let data = random_bytes(3 * MIB, 3);
+    let url = put(&server, "tamper.bin", &data, &[]);
+    let file = server.object_file(BUCKET, "tamper.bin");
+    let mut stored = std::fs::read(&file).unwrap();
+    stored[MIB] ^= 0x55;
+    std::fs::write(&file, &stored).unwrap();
+    let out = run(server.tool("s3-get").arg(&url), b"");
+    out.expect_code(65);
+    assert!(out.stderr.contains("SHA-256 mismatch"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
+    run(server.tool("s3-get").args(["--no-verify", &url]), b"").expect_code(0);
+}
+
+#[test]
+fn upload_survives_errors_and_cut_connections() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let proxy = FaultProxy::start(
+        server.port,
+        Box::new(|n, line| match n % 7 {
+            _ if !line.starts_with("PUT") => Fault::Pass,
+            1 => Fault::Error500,
+            4 => Fault::CutRequest,
+            _ => Fault::Pass,
+        }),
+    );
+    let data = random_bytes(40 * MIB + 3, 40);
+    let out = run(
+        server.tool_via("s3-put", &proxy.endpoint).args([
+            "-p",
+            "5M",
+            "-j",
+            "3",
+            "s3://backups/faulty.bin",
+        ]),
+        &data,
+    );
+    out.expect_code(0);
+    assert!(proxy.faults() >= 2, "faults injected: {}", proxy.faults());
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(server.object_file(BUCKET, "faulty.bin")).unwrap(),
+        data
+    );
+}
+
+#[test]
+fn download_resumes_after_cut_connections() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let data = random_bytes(20 * MIB + 5, 20);
+    let url = put(&server, "resume.bin", &data, &[]);
+    let proxy = FaultProxy::start(
+        server.port,
+        Box::new(|n, line| match n % 3 {
+            _ if !line.starts_with("GET /backups/resume.bin ") => Fault::Pass,
+            0 => Fault::CutResponse,
+            1 => Fault::Error500,
+            _ => Fault::Pass,
+        }),
+    );
+    let out = run(
+        server
+            .tool_via("s3-get", &proxy.endpoint)
+            .args(["-p", "4M", "-j", "2", &url]),
+        b"",
+    );
+    out.expect_code(0);
+    assert!(out.stdout == data, "resumed download differs");
+    assert!(proxy.faults() >= 2, "faults injected: {}", proxy.faults());
+    assert!(out.stderr.contains("resuming"), "{}", out.stderr);
+}

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Installs what the tests, the demo and the benchmarks need on a fresh
+# Debian machine, and caches it under $MYSNAP_CACHE (~/.cache/mysnap):
+#   s3s-fs  S3 server on loopback with SigV4 enforced (built with cargo)
+#   venv    moto, boto3 and the aws CLI (from PyPI)
+# Usage: tests/setup.sh [s3s|all]   (s3s: only what the demo needs)
+set -euo pipefail
+cache=${MYSNAP_CACHE:-$HOME/.cache/mysnap}
+what=${1:-all}
+s3s_version=0.14.1
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$cache"
+
+apt_missing=()
+command -v groff >/dev/null || apt_missing+=(groff-base)
+[ -x /usr/bin/time ] || apt_missing+=(time)
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
+command -v cc >/dev/null || apt_missing+=(gcc)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+    echo "setup: installing Debian packages: ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+
+s3s="$cache/s3s-fs-$s3s_version/bin/s3s-fs"
+if [ ! -x "$s3s" ]; then
+    echo "setup: building s3s-fs $s3s_version (about 5 minutes, once)"
+    cargo install --quiet "s3s-fs@$s3s_version" --locked --features binary --root "$cache/s3s-fs-$s3s_version"
+fi
+[ "$what" = s3s ] && exit 0
+
+venv="$cache/venv"
+stamp="$venv/.requirements"
+if ! cmp -s "$here/requirements.txt" "$stamp" 2>/dev/null; then
+    echo "setup: installing moto, boto3 and awscli into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+    cp "$here/requirements.txt" "$stamp"
+fi

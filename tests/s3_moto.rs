@@ -230,3 +230,59 @@ fn multipart_object_has_the_planned_parts() {
     back.expect_code(0);
     assert!(back.stdout == data);
 }
+
+#[test]
+fn a_key_created_during_the_upload_is_not_overwritten() {
+    let server = bucket("race");
+    let (child, feeder) = spawn(
+        server.tool("s3-put").args([
+            "-p",
+            "5M",
+            "s3://race/k",
+            "--",
+            "sh",
+            "-c",
+            "head -c 12582912 /dev/urandom; sleep 2",
+        ]),
+        Vec::new(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    run(server.tool("s3-put").arg("s3://race/k"), b"the other writer").expect_code(0);
+    let out = finish(child, feeder);
+    // The HEAD before the upload saw no key; the conditional completion catches it.
+    out.expect_code(73);
+    assert!(out.stderr.contains("412"), "{}", out.stderr);
+    assert!(server.open_uploads("race").is_empty());
+    let back = run(server.tool("s3-get").arg("s3://race/k"), b"");
+    back.expect_code(0);
+    assert_eq!(back.stdout, b"the other writer");
+}
+
+#[test]
+fn storage_class_encryption_and_content_type_reach_the_object() {
+    let server = bucket("headers");
+    let data = random_bytes(11 * MIB, 11);
+    for (key, input) in [("multipart", data.as_slice()), ("single", b"small".as_slice())] {
+        let url = format!("s3://headers/{key}");
+        let out = run(
+            server.tool("s3-put").args([
+                "-p",
+                "5M",
+                "--storage-class",
+                "STANDARD_IA",
+                "--sse",
+                "AES256",
+                "--content-type",
+                "application/gzip",
+                &url,
+            ]),
+            input,
+        );
+        out.expect_code(0);
+        let head = server.query(&["head", "headers", key]);
+        assert_eq!(head["StorageClass"], "STANDARD_IA", "{key}: {head}");
+        assert_eq!(head["ServerSideEncryption"], "AES256", "{key}: {head}");
+        assert_eq!(head["ContentType"], "application/gzip", "{key}: {head}");
+        assert_eq!(head["ContentLength"], input.len(), "{key}: {head}");
+    }
+}

@@ -340,3 +340,27 @@ fn download_resumes_after_cut_connections() {
     assert!(proxy.faults() >= 2, "faults injected: {}", proxy.faults());
     assert!(out.stderr.contains("resuming"), "{}", out.stderr);
 }
+
+#[test]
+fn endpoint_option_wins_over_the_environment() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let dead = format!("http://127.0.0.1:{}", mysnap_tests::server::free_port());
+    let out = run(
+        server
+            .tool_via("s3-put", &dead)
+            .env("AWS_ENDPOINT_URL_S3", &dead)
+            .args(["--endpoint", &server.endpoint, "s3://backups/endpoint"]),
+        b"x",
+    );
+    out.expect_code(0);
+    // AWS_ENDPOINT_URL_S3 wins over AWS_ENDPOINT_URL.
+    let out = run(
+        server
+            .tool_via("s3-get", &dead)
+            .env("AWS_ENDPOINT_URL_S3", &server.endpoint)
+            .arg("s3://backups/endpoint"),
+        b"",
+    );
+    out.expect_code(0);
+    assert_eq!(out.stdout, b"x");
+}

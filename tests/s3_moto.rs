@@ -247,7 +247,11 @@ fn a_key_created_during_the_upload_is_not_overwritten() {
         Vec::new(),
     );
     std::thread::sleep(Duration::from_millis(500));
-    run(server.tool("s3-put").arg("s3://race/k"), b"the other writer").expect_code(0);
+    run(
+        server.tool("s3-put").arg("s3://race/k"),
+        b"the other writer",
+    )
+    .expect_code(0);
     let out = finish(child, feeder);
     // The HEAD before the upload saw no key; the conditional completion catches it.
     out.expect_code(73);
@@ -262,7 +266,10 @@ fn a_key_created_during_the_upload_is_not_overwritten() {
 fn storage_class_encryption_and_content_type_reach_the_object() {
     let server = bucket("headers");
     let data = random_bytes(11 * MIB, 11);
-    for (key, input) in [("multipart", data.as_slice()), ("single", b"small".as_slice())] {
+    for (key, input) in [
+        ("multipart", data.as_slice()),
+        ("single", b"small".as_slice()),
+    ] {
         let url = format!("s3://headers/{key}");
         let out = run(
             server.tool("s3-put").args([

@@ -212,39 +212,44 @@ async fn put(
                     format!("cannot wait for '{}': {e}", argv[0]),
                 )
             })?;
-        child::check(argv, status).map_err(|e| {
-            Error::with_status(e.code(), format!("{}; nothing was stored", e.message()))
-        })
+        child::check(argv, status)
     };
 
     let open: OpenSlot = Default::default();
+    let committed = std::cell::Cell::new(false);
     let mut progress = mysnap::progress::Progress::new("uploaded", None);
-    let outcome = {
-        let work = upload::upload(
+    let work = async {
+        let stored = upload::upload(
             client.clone(),
             &target,
             Source::new(input),
             producer_ok,
             &open,
             &mut progress,
-        );
-        tokio::select! {
-            result = work => result,
-            signal = interrupted() => {
-                if let Some(pid) = producer_pid {
-                    let _ = nix::sys::signal::kill(pid, signal);
-                }
-                Err(Error::with_status(128 + signal as i32, format!("interrupted by {signal}; nothing was stored")))
+        )
+        .await?;
+        committed.set(true);
+        progress.finish();
+        finish(&client, &target, &stored, progress.elapsed()).await
+    };
+    let outcome = tokio::select! {
+        result = work => result,
+        signal = interrupted() => {
+            if let Some(pid) = producer_pid {
+                let _ = nix::sys::signal::kill(pid, signal);
             }
+            Err(Error::with_status(128 + signal as i32, format!("interrupted by {signal}")))
         }
     };
-    progress.finish();
     match outcome {
-        Ok(stored) => finish(&client, &target, &stored, progress.elapsed()).await,
-        Err(e) => {
+        Err(e) if !committed.get() => {
             abort_open(&client, &target, &open).await;
-            Err(e)
+            Err(Error::with_status(
+                e.code(),
+                format!("{e}; nothing was stored"),
+            ))
         }
+        other => other,
     }
 }
 

@@ -31,6 +31,8 @@ rss_limit_mib=$((part_mib * (jobs + 2) + 32))
 target_ratio=1.5
 
 die() { echo "bench: $*" >&2; exit 1; }
+# A failed tool's own messages (kept in tool.log, out of the table) explain why.
+die_tool() { sed 's/^/  /' "$work/tool.log" >&2; die "$@"; }
 
 check_prerequisites() {
     local f
@@ -87,12 +89,12 @@ generate() { # MIB
 
 # timed CMD...: runs CMD (only the tool, not its producer or consumer) under
 # GNU time; sets secs and rss_mib.
-timed() { /usr/bin/time -o "$work/time" -f '%e %M' "$@"; }
+timed() { /usr/bin/time -o "$work/time" -f '%e %M' "$@" 2> "$work/tool.log"; }
 read_time() { read -r secs rss_kib < <(tail -n 1 "$work/time"); rss_mib=$((rss_kib / 1024)); }
 
 put_mysnap() { # KEY PRODUCER... ; checks the SHA-256 when expected_sha is set
     local key=$1; shift
-    "$@" | timed "$bin/s3-put" "s3://bench/$key" > "$work/put.out" || die "s3-put failed on $key"
+    "$@" | timed "$bin/s3-put" "s3://bench/$key" > "$work/put.out" || die_tool "s3-put failed on $key"
     read_time
     local sha=$(sed -n 2p "$work/put.out")
     [ -z "${expected_sha:-}" ] || [ "$sha" = "$expected_sha" ] ||
@@ -100,16 +102,16 @@ put_mysnap() { # KEY PRODUCER... ; checks the SHA-256 when expected_sha is set
 }
 put_aws() { # KEY PRODUCER...
     local key=$1; shift
-    "$@" | timed "$aws" s3 cp --only-show-errors - "s3://bench/$key" || die "aws s3 cp - failed on $key"
+    "$@" | timed "$aws" s3 cp --only-show-errors - "s3://bench/$key" || die_tool "aws s3 cp - failed on $key"
     read_time
 }
 # Both downloads go through a pipe, as a restore would read them.
 get_mysnap() { # KEY ; s3-get verifies the object against its sidecar itself
-    timed "$bin/s3-get" "s3://bench/$1" | cat > /dev/null || die "s3-get failed (or its sha256 check did) on $1"
+    timed "$bin/s3-get" "s3://bench/$1" | cat > /dev/null || die_tool "s3-get failed (or its sha256 check did) on $1"
     read_time
 }
 get_aws() { # KEY
-    timed "$aws" s3 cp --only-show-errors "s3://bench/$1" - | cat > /dev/null || die "aws s3 cp to stdout failed on $1"
+    timed "$aws" s3 cp --only-show-errors "s3://bench/$1" - | cat > /dev/null || die_tool "aws s3 cp to stdout failed on $1"
     read_time
 }
 
@@ -149,7 +151,7 @@ measure_memory() { # MIB
     delete_objects
 }
 
-mibs() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.1f", s > 0 ? m / s : 0 }'; }
+mibs() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? m / s : 0) }'; }
 
 report_throughput() {
     local defaults=$("$cache/venv/bin/python" -c 'from awscli.customizations.s3.transferconfig import DEFAULTS as d
@@ -163,9 +165,9 @@ print("%d MiB parts, %d concurrent requests" % (d["multipart_chunksize"] >> 20, 
     for op in put get; do
         m=$(mibs "$size_mib" "${best_secs[${op}_mysnap]}")
         a=$(mibs "$size_mib" "${best_secs[${op}_aws]}")
-        ratio=$(awk -v m="$m" -v a="$a" 'BEGIN { printf "%.2f", a > 0 ? m / a : 0 }')
+        ratio=$(awk -v m="$m" -v a="$a" 'BEGIN { printf "%.2f", (a > 0 ? m / a : 0) }')
         printf '  %-4s %13s %10s %6sx %7s %8s MiB %5s MiB\n' "$op" "$m" "$a" "$ratio" \
-            "$(awk -v r="$ratio" -v t="$target_ratio" 'BEGIN { print r >= t ? "PASS" : "MISS" }')" \
+            "$(awk -v r="$ratio" -v t="$target_ratio" 'BEGIN { print (r >= t ? "PASS" : "MISS") }')" \
             "${best_rss[${op}_mysnap]}" "${best_rss[${op}_aws]}"
     done
     echo "  target: mysnap/aws >= ${target_ratio}x"

@@ -8,7 +8,9 @@ use mysnap_tests::tool::{finish, run, spawn};
 use mysnap_tests::{random_bytes, MIB};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Child;
 use std::sync::OnceLock;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 fn moto() -> &'static S3Server {
@@ -34,8 +36,33 @@ fn wait_for_file(path: &Path) {
     }
 }
 
-/// A producer that sends 12 MiB (two parts of 5 MiB go out) and then hangs.
-const STALLING_PRODUCER: &str = "head -c 12582912 /dev/urandom; exec sleep 60";
+/// Starts s3-put in its own process group on a producer that sends 12 MiB
+/// (two parts of 5 MiB go out) and then hangs; returns once the upload is
+/// open, as its state file shows.
+fn start_stalled_upload(server: &S3Server, bucket: &str, state: &Path) -> (Child, JoinHandle<()>) {
+    let started = spawn(
+        server
+            .tool("s3-put")
+            .process_group(0)
+            .args(["-p", "5M", "--state-file"])
+            .arg(state)
+            .arg(format!("s3://{bucket}/k"))
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "head -c 12582912 /dev/urandom; exec sleep 60",
+            ]),
+        Vec::new(),
+    );
+    wait_for_file(state);
+    assert_eq!(
+        server.open_uploads(bucket).len(),
+        1,
+        "the upload is open while it runs"
+    );
+    started
+}
 
 #[test]
 fn missing_bucket_exits_66() {
@@ -97,20 +124,7 @@ fn sigterm_aborts_the_upload() {
     let server = bucket("sigterm");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("upload.json");
-    let (child, feeder) = spawn(
-        server
-            .tool("s3-put")
-            .args(["-p", "5M", "--state-file"])
-            .arg(&state)
-            .args(["s3://sigterm/k", "--", "sh", "-c", STALLING_PRODUCER]),
-        Vec::new(),
-    );
-    wait_for_file(&state);
-    assert_eq!(
-        server.open_uploads("sigterm").len(),
-        1,
-        "the upload is open while it runs"
-    );
+    let (child, feeder) = start_stalled_upload(server, "sigterm", &state);
     let started = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -136,16 +150,7 @@ fn sigkill_leaves_a_state_file_that_abort_from_cleans_up() {
     let server = bucket("sigkill");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("upload.json");
-    let (child, feeder) = spawn(
-        server
-            .tool("s3-put")
-            .process_group(0)
-            .args(["-p", "5M", "--state-file"])
-            .arg(&state)
-            .args(["s3://sigkill/k", "--", "sh", "-c", STALLING_PRODUCER]),
-        Vec::new(),
-    );
-    wait_for_file(&state);
+    let (child, feeder) = start_stalled_upload(server, "sigkill", &state);
     // As systemd kills a unit's whole control group: s3-put and its producer.
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -153,7 +158,11 @@ fn sigkill_leaves_a_state_file_that_abort_from_cleans_up() {
     )
     .unwrap();
     finish(child, feeder).expect_code(137);
-    assert_eq!(server.open_uploads("sigkill").len(), 1);
+    assert_eq!(
+        server.open_uploads("sigkill").len(),
+        1,
+        "a killed s3-put cannot abort"
+    );
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions());
     assert_eq!(mode & 0o077, 0, "state file readable by others");

@@ -68,7 +68,7 @@ pub async fn download(
         .collect();
     let mut pending = ranges.into_iter();
     let mut in_flight = VecDeque::new();
-    loop {
+    let start_next = |in_flight: &mut VecDeque<_>, pending: &mut std::vec::IntoIter<(u64, u64)>| {
         while in_flight.len() < jobs {
             let Some((start, len)) = pending.next() else {
                 break;
@@ -78,13 +78,15 @@ pub async fn download(
                 client.get_range(&key, start, len, etag.as_deref()).await
             }));
         }
-        let Some(next) = in_flight.pop_front() else {
-            break;
-        };
+    };
+    start_next(&mut in_flight, &mut pending);
+    while let Some(next) = in_flight.pop_front() {
         let chunk = match next.await {
             Ok(chunk) => chunk?,
             Err(e) => return Err(Error::new(Exit::Software, format!("download task: {e}"))),
         };
+        // Keep `jobs` ranges coming while this one is written.
+        start_next(&mut in_flight, &mut pending);
         sink = sink.write(chunk).await?;
         progress.update(sink.bytes);
     }

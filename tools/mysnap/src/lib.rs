@@ -9,6 +9,9 @@ pub mod child;
 pub mod cli;
 pub mod error;
 pub mod logging;
+pub mod memory;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 pub mod progress;
 pub mod units;
 

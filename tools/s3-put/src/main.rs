@@ -75,6 +75,7 @@ fn cli() -> Cli {
 }
 
 fn main() {
+    mysnap::memory::keep_large_buffers_unpooled();
     mysnap::logging::init();
     mysnap::logging::exit(cli().parse().and_then(run));
 }

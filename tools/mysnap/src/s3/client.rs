@@ -2,7 +2,7 @@
 //! exponential backoff and jitter when the failure is a passing one.
 
 use super::failure::Attempt;
-use super::sign::{sign, EMPTY_SHA256};
+use super::sign::{sign, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use super::{credentials, S3Url, Settings};
 use crate::units::MIB;
 use crate::{Error, Exit, Result};
@@ -154,9 +154,10 @@ impl Client {
         .await
     }
 
-    /// One signed PUT of `body` with `extra` headers, Content-MD5 and the
-    /// body's SHA-256; returns the ETag. `query` selects a part of a
-    /// multipart upload.
+    /// One signed PUT of `body` with `extra` headers and Content-MD5;
+    /// returns the ETag. `query` selects a part of a multipart upload. The
+    /// server checks the bytes against Content-MD5; the signature leaves
+    /// the payload out, which spares a second SHA-256 pass over every byte.
     async fn put_signed(
         &self,
         what: &str,
@@ -165,17 +166,15 @@ impl Client {
         extra: &HeaderMap,
         query: &[(&str, &str)],
     ) -> Result<String> {
-        let digests = {
+        let md5 = {
             let body = body.clone();
             tokio::task::spawn_blocking(move || {
                 use md5::Digest;
-                (md5::Md5::digest(&body), sha2::Sha256::digest(&body))
+                md5::Md5::digest(&body)
             })
-        };
-        let (md5, sha256) = digests
-            .await
-            .map_err(|e| Error::new(Exit::Software, format!("checksum task: {e}")))?;
-        let sha256 = hex::encode(sha256);
+        }
+        .await
+        .map_err(|e| Error::new(Exit::Software, format!("checksum task: {e}")))?;
         let mut extra = extra.clone();
         extra.insert(
             HeaderName::from_static("content-md5"),
@@ -184,7 +183,8 @@ impl Client {
         );
         let timeout = self.timeout_for(body.len() as u64);
         self.retry(what, || async {
-            let (url, headers) = sign(&self.bucket, "PUT", key, query, &extra, &sha256).await?;
+            let (url, headers) =
+                sign(&self.bucket, "PUT", key, query, &extra, UNSIGNED_PAYLOAD).await?;
             let response = self
                 .http
                 .put(url)

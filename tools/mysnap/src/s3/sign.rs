@@ -1,6 +1,5 @@
 //! SigV4 header signing for the data path, built on rust-s3's signing
-//! primitives, with the payload's real SHA-256 so the server checks the
-//! bytes as well as the signature.
+//! primitives.
 
 use super::failure::Attempt;
 use crate::{Error, Exit};
@@ -9,6 +8,9 @@ use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use s3::signing;
 use s3::Bucket;
+
+/// The payload hash of a request whose body the signature leaves out.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// SHA-256 of an empty body, for GETs.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

@@ -1,0 +1,305 @@
+//! Connection settings from option files and the command line, and what a
+//! failed connection means as an exit code.
+
+use super::optionfile::{OptionValues, Sources};
+use crate::cli::Args;
+use crate::{Error, Exit, Result};
+use getopts::Options;
+use mysql::{ClientIdentity, Conn, OptsBuilder, SslOpts};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where servers usually put their socket, Debian's first.
+const DEFAULT_SOCKETS: [&str; 4] = [
+    "/run/mysqld/mysqld.sock",
+    "/var/run/mysqld/mysqld.sock",
+    "/var/lib/mysql/mysql.sock",
+    "/tmp/mysql.sock",
+];
+
+/// The connection options every database tool takes. None of them is a
+/// secret: the password comes from option files only.
+pub fn add_options(opts: &mut Options) {
+    opts.optopt(
+        "",
+        "defaults-file",
+        "read only this MySQL option file",
+        "FILE",
+    );
+    opts.optopt(
+        "",
+        "defaults-extra-file",
+        "read this option file after the global ones",
+        "FILE",
+    );
+    opts.optflag("", "no-defaults", "read no option file");
+    opts.optopt(
+        "S",
+        "socket",
+        "server socket (default: from option files, else /run/mysqld/mysqld.sock)",
+        "PATH",
+    );
+    opts.optopt(
+        "H",
+        "host",
+        "connect by TCP to this host instead of the socket",
+        "HOST",
+    );
+    opts.optopt("P", "port", "TCP port (default: 3306)", "PORT");
+    opts.optopt(
+        "u",
+        "user",
+        "user name (default: from option files, else the login name)",
+        "USER",
+    );
+    opts.optopt(
+        "",
+        "ssl-mode",
+        "DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY",
+        "MODE",
+    );
+    opts.optopt(
+        "",
+        "ssl-ca",
+        "CA certificate file for verifying the server",
+        "FILE",
+    );
+    opts.optopt("", "ssl-cert", "client certificate file", "FILE");
+    opts.optopt("", "ssl-key", "client private key file", "FILE");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SslMode {
+    Disabled,
+    Preferred,
+    Required,
+    VerifyCa,
+    VerifyIdentity,
+}
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    values: OptionValues,
+}
+
+impl ConnectOptions {
+    /// Options from the files (groups `[client]`, `[client-server]`,
+    /// `[client-mariadb]` and the tool's own), overridden by the command line.
+    pub fn from_args(args: &Args, tool_group: &str) -> Result<ConnectOptions> {
+        let sources = Sources {
+            defaults_file: args.string("defaults-file").map(PathBuf::from),
+            extra_file: args.string("defaults-extra-file").map(PathBuf::from),
+            no_defaults: args.flag("no-defaults"),
+        };
+        let mut values =
+            sources.read(&["client", "client-server", "client-mariadb", tool_group])?;
+        for name in [
+            "socket", "host", "port", "user", "ssl-mode", "ssl-ca", "ssl-cert", "ssl-key",
+        ] {
+            if let Some(value) = args.string(name) {
+                values.set(name, &value);
+            }
+        }
+        let options = ConnectOptions { values };
+        options.ssl_mode()?;
+        options.port()?;
+        Ok(options)
+    }
+
+    fn port(&self) -> Result<u16> {
+        match self.values.get("port") {
+            None => Ok(3306),
+            Some(p) => p
+                .parse()
+                .map_err(|_| Error::usage(format!("invalid port '{p}'"))),
+        }
+    }
+
+    fn ssl_mode(&self) -> Result<SslMode> {
+        // The MariaDB client's switches, then MySQL's --ssl-mode.
+        if self.values.get("skip_ssl").is_some() {
+            return Ok(SslMode::Disabled);
+        }
+        let mode = match self.values.get("ssl_mode") {
+            None if self.values.get("ssl_verify_server_cert").is_some() => {
+                return Ok(SslMode::VerifyIdentity)
+            }
+            None if self.values.get("ssl").is_some() || self.values.get("ssl_ca").is_some() => {
+                return Ok(SslMode::VerifyCa)
+            }
+            None => return Ok(SslMode::Disabled),
+            Some(mode) => mode,
+        };
+        match mode.to_ascii_uppercase().as_str() {
+            "DISABLED" => Ok(SslMode::Disabled),
+            "PREFERRED" => Ok(SslMode::Preferred),
+            "REQUIRED" => Ok(SslMode::Required),
+            "VERIFY_CA" => Ok(SslMode::VerifyCa),
+            "VERIFY_IDENTITY" => Ok(SslMode::VerifyIdentity),
+            other => Err(Error::usage(format!("invalid ssl-mode '{other}'"))),
+        }
+    }
+
+    /// "socket /run/mysqld/mysqld.sock" or "host db1:3306", for messages.
+    pub fn describe(&self) -> String {
+        match self.tcp_host() {
+            Some(host) => format!("{host}:{}", self.port().unwrap_or(3306)),
+            None => self.socket().display().to_string(),
+        }
+    }
+
+    /// The TCP host, or None for a socket ("localhost" means the socket, as
+    /// in the mysql client, unless protocol=tcp).
+    fn tcp_host(&self) -> Option<&str> {
+        let host = self.values.get("host")?;
+        let tcp = self
+            .values
+            .get("protocol")
+            .is_some_and(|p| p.eq_ignore_ascii_case("tcp"));
+        (host != "localhost" || tcp).then_some(host)
+    }
+
+    fn socket(&self) -> PathBuf {
+        match self.values.get("socket") {
+            Some(socket) => PathBuf::from(socket),
+            None => DEFAULT_SOCKETS
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKETS[0])),
+        }
+    }
+
+    fn builder(&self) -> Result<OptsBuilder> {
+        let user = self
+            .values
+            .get("user")
+            .map(String::from)
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| {
+                nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            });
+        let mut builder = OptsBuilder::new()
+            .user(user)
+            .pass(self.values.get("password"))
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(Duration::from_secs(10)))
+            .stmt_cache_size(0);
+        builder = match self.tcp_host() {
+            Some(host) => builder.ip_or_hostname(Some(host)).tcp_port(self.port()?),
+            None => builder.socket(Some(self.socket().to_string_lossy())),
+        };
+        let mode = self.ssl_mode()?;
+        if mode != SslMode::Disabled && self.tcp_host().is_some() {
+            let mut ssl = SslOpts::default();
+            if let Some(ca) = self.values.get("ssl_ca") {
+                ssl = ssl.with_root_cert_path(Some(PathBuf::from(ca)));
+            }
+            if let (Some(cert), Some(key)) =
+                (self.values.get("ssl_cert"), self.values.get("ssl_key"))
+            {
+                ssl = ssl.with_client_identity(Some(ClientIdentity::new(
+                    PathBuf::from(cert),
+                    PathBuf::from(key),
+                )));
+            }
+            ssl = match mode {
+                SslMode::Preferred | SslMode::Required => ssl
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true),
+                SslMode::VerifyCa => ssl.with_danger_skip_domain_validation(true),
+                _ => ssl,
+            };
+            builder = builder.ssl_opts(Some(ssl));
+        }
+        Ok(builder)
+    }
+
+    /// Opens a connection; failures carry the exit code they deserve.
+    pub fn connect(&self) -> Result<Conn> {
+        Conn::new(self.builder()?)
+            .map_err(|e| classify(e).context(format!("cannot connect to {}", self.describe())))
+    }
+}
+
+/// The exit code of a server or driver error: authentication and missing
+/// privileges are 77, an unreachable server 69.
+pub fn classify(error: mysql::Error) -> Error {
+    use mysql::Error::*;
+    let code = match &error {
+        MySqlError(e) if matches!(e.code, 1044 | 1045 | 1698 | 1227 | 1142 | 1143) => Exit::NoPerm,
+        MySqlError(_) => Exit::Unavailable,
+        IoError(_) | DriverError(mysql::DriverError::CouldNotConnect(_)) => Exit::Unavailable,
+        DriverError(mysql::DriverError::ConnectTimeout) => Exit::Unavailable,
+        TlsError(_) => Exit::Unavailable,
+        _ => Exit::Software,
+    };
+    Error::new(code, error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+
+    fn options(cnf: &str, argv: &[&str]) -> Result<ConnectOptions> {
+        let path = std::env::temp_dir().join(format!(
+            "mysnap-connect-{}-{}.cnf",
+            std::process::id(),
+            cnf.len()
+        ));
+        std::fs::write(&path, cnf).unwrap();
+        let mut cli = Cli::new("t", "t", "t");
+        add_options(cli.opts());
+        let mut all = vec!["--defaults-file".to_string(), path.display().to_string()];
+        all.extend(argv.iter().map(|s| s.to_string()));
+        let result = ConnectOptions::from_args(&cli.parse_from(all)?, "t");
+        std::fs::remove_file(&path).unwrap();
+        result
+    }
+
+    #[test]
+    fn command_line_overrides_option_files() {
+        let o = options(
+            "[client]\nsocket=/a.sock\nuser=backup\npassword=s3cret\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(o.describe(), "/a.sock");
+        let o = options("[client]\nsocket=/a.sock\n", &["--socket", "/b.sock"]).unwrap();
+        assert_eq!(o.describe(), "/b.sock");
+        let o = options("[t]\nhost=db1\nport=3307\n", &[]).unwrap();
+        assert_eq!(o.describe(), "db1:3307");
+        let o = options("[client]\nhost=localhost\nsocket=/c.sock\n", &[]).unwrap();
+        assert_eq!(o.describe(), "/c.sock", "localhost means the socket");
+        let o = options("[client]\nhost=localhost\nprotocol=tcp\n", &["-P", "3310"]).unwrap();
+        assert_eq!(o.describe(), "localhost:3310");
+    }
+
+    #[test]
+    fn ssl_modes() {
+        let mode = |cnf: &str| options(cnf, &[]).unwrap().ssl_mode().unwrap();
+        assert_eq!(mode("[client]\n"), SslMode::Disabled);
+        assert_eq!(mode("[client]\nssl-mode=required\n"), SslMode::Required);
+        assert_eq!(mode("[client]\nssl\n"), SslMode::VerifyCa);
+        assert_eq!(
+            mode("[client]\nssl-verify-server-cert\n"),
+            SslMode::VerifyIdentity
+        );
+        assert_eq!(mode("[client]\nssl\nskip-ssl\n"), SslMode::Disabled);
+        assert_eq!(
+            options("[client]\nssl-mode=sometimes\n", &[])
+                .unwrap_err()
+                .code(),
+            64
+        );
+        assert_eq!(
+            options("[client]\nport=http\n", &[]).unwrap_err().code(),
+            64
+        );
+    }
+}

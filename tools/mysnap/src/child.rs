@@ -10,17 +10,19 @@ pub fn spawn(argv: &[String], stdout: Stdio) -> Result<Child> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::usage("no COMMAND given"))?;
-    Command::new(program)
-        .args(args)
-        .stdout(stdout)
-        .spawn()
-        .map_err(|e| {
-            let code = match e.kind() {
-                std::io::ErrorKind::NotFound => Exit::NotFound,
-                _ => Exit::CannotRun,
-            };
-            Error::new(code, format!("cannot run '{program}': {e}"))
-        })
+    spawn_command(Command::new(program).args(args).stdout(stdout))
+}
+
+/// Starts a prepared command, with the same exit codes as `spawn`.
+pub fn spawn_command(command: &mut Command) -> Result<Child> {
+    command.spawn().map_err(|e| {
+        let code = match e.kind() {
+            std::io::ErrorKind::NotFound => Exit::NotFound,
+            _ => Exit::CannotRun,
+        };
+        let program = command.get_program().to_string_lossy();
+        Error::new(code, format!("cannot run '{program}': {e}"))
+    })
 }
 
 /// The status a shell would give: the exit code, or 128 + the signal.

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod memory;
 #[cfg(feature = "mysql")]
 pub mod mysql;
+pub mod private_file;
 pub mod progress;
 pub mod units;
 

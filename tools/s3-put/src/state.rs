@@ -4,8 +4,6 @@
 use mysnap::error::IoContext;
 use mysnap::Result;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -26,23 +24,10 @@ impl StateFile {
         StateFile { path: path.into() }
     }
 
-    /// Writes the record whole or not at all (temporary file, fsync, rename),
-    /// readable by the owner only.
+    /// Writes the record whole or not at all, readable by the owner only.
     pub fn record(&self, upload: &OpenUpload) -> Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .ctx(format!("cannot create state file {}", tmp.display()))?;
         let json = serde_json::to_vec_pretty(upload).expect("plain data serializes");
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .ctx(format!("cannot write state file {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path)
-            .ctx(format!("cannot create state file {}", self.path.display()))
+        mysnap::private_file::write_atomically(&self.path, &json)
     }
 
     /// The upload recorded, or None when there is no state file.

@@ -238,7 +238,15 @@ pub fn classify(error: mysql::Error) -> Error {
         TlsError(_) => Exit::Unavailable,
         _ => Exit::Software,
     };
-    Error::new(code, error.to_string())
+    Error::new(code, describe(&error))
+}
+
+/// A server error as the mysql client prints it: "ERROR 1045 (28000): ...".
+pub fn describe(error: &mysql::Error) -> String {
+    match error {
+        mysql::Error::MySqlError(e) => format!("ERROR {} ({}): {}", e.code, e.state, e.message),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -4,4 +4,4 @@
 mod connect;
 pub mod optionfile;
 
-pub use connect::{add_options, classify, ConnectOptions};
+pub use connect::{add_options, classify, describe, ConnectOptions};

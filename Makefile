@@ -5,7 +5,7 @@ CARGO ?= cargo
 MYSNAP_CACHE ?= $(HOME)/.cache/mysnap
 export MYSNAP_CACHE
 
-TOOLS := s3-put s3-get
+TOOLS := s3-put s3-get mysql-lock-hold
 MAN1 := $(TOOLS:%=man/%.1)
 
 .PHONY: all build test deps bench demo install clean

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs what the tests, the demo and the benchmarks need on a fresh
-# Debian machine, and caches it under $MYSNAP_CACHE (~/.cache/mysnap):
+# Debian machine: Debian packages (MariaDB among them; the tests run their
+# own throwaway instances), and, cached under $MYSNAP_CACHE (~/.cache/mysnap):
 #   s3s-fs  S3 server on loopback with SigV4 enforced (built with cargo)
 #   venv    moto, boto3 and the aws CLI (from PyPI)
 # Usage: tests/setup.sh [s3s|all]   (s3s: only what the demo needs)
@@ -16,6 +17,8 @@ command -v groff >/dev/null || apt_missing+=(groff-base)
 [ -x /usr/bin/time ] || apt_missing+=(time)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
 command -v cc >/dev/null || apt_missing+=(gcc)
+[ -x /usr/sbin/mariadbd ] || apt_missing+=(mariadb-server)
+command -v mariadb >/dev/null || apt_missing+=(mariadb-client)
 if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${apt_missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -5,6 +5,7 @@
 //! A missing server binary is a failure, not a skip: `make test` installs
 //! them (tests/setup.sh).
 
+pub mod mariadb;
 pub mod proxy;
 pub mod server;
 pub mod tool;

@@ -13,8 +13,20 @@ pub fn spawn(argv: &[String], stdout: Stdio) -> Result<Child> {
     spawn_command(Command::new(program).args(args).stdout(stdout))
 }
 
-/// Starts a prepared command, with the same exit codes as `spawn`.
+/// Starts a prepared command, with the same exit codes as `spawn`. The
+/// child starts with no signal blocked, even when this process blocks
+/// signals to read them from a signalfd (the mask is inherited otherwise).
 pub fn spawn_command(command: &mut Command) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls sigprocmask,
+    // which is async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::signal::SigSet::empty()
+                .thread_set_mask()
+                .map_err(std::io::Error::from)
+        });
+    }
     command.spawn().map_err(|e| {
         let code = match e.kind() {
             std::io::ErrorKind::NotFound => Exit::NotFound,
@@ -61,6 +73,28 @@ mod tests {
     fn run(argv: &[&str]) -> Result<ExitStatus> {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
         Ok(spawn(&argv, Stdio::null())?.wait().unwrap())
+    }
+
+    #[test]
+    fn children_start_with_no_signal_blocked() {
+        let mut blocked = nix::sys::signal::SigSet::empty();
+        blocked.add(nix::sys::signal::Signal::SIGUSR2);
+        let before = blocked
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+            .unwrap();
+        let argv: Vec<String> = ["grep", "SigBlk", "/proc/self/status"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = spawn(&argv, Stdio::piped())
+            .unwrap()
+            .wait_with_output()
+            .unwrap();
+        before.thread_set_mask().unwrap();
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().trim(),
+            "SigBlk:\t0000000000000000"
+        );
     }
 
     #[test]

@@ -251,11 +251,19 @@ pub fn acquire(
     ))
 }
 
-/// Releases the lock; the connection closing would release it too.
+/// Releases the lock. A connection the server already dropped (its
+/// wait_timeout after a frozen holder) took the lock with it.
 pub fn release(conn: &mut Conn, strategy: Strategy) -> Result<()> {
-    conn.query_drop(strategy.release_statement()).map_err(|e| {
-        classify(e).context("cannot release the lock (closing the connection releases it)")
-    })
+    match conn.query_drop(strategy.release_statement()) {
+        Ok(()) => Ok(()),
+        Err(mysql::Error::IoError(_) | mysql::Error::CodecError(_)) => {
+            log::warn!("the server had dropped the connection, and the lock with it");
+            Ok(())
+        }
+        Err(e) => {
+            Err(classify(e).context("cannot release the lock (closing the connection releases it)"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -158,11 +158,11 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
     }
     // The server's own dead man's switch: lock_wait_timeout ends a lock
     // request even if we die; wait_timeout drops a silent holder (and the
-    // lock) shortly after --max-hold.
+    // lock) once --max-hold and COMMAND's grace period are over.
     let session = format!(
         "SET SESSION lock_wait_timeout = {}, wait_timeout = {}",
         job.policy.lock_timeout.as_secs_f64().ceil().max(1.0) as u64,
-        job.max_hold.as_secs_f64().ceil() as u64 + 2
+        (job.max_hold + signals::KILL_GRACE).as_secs_f64().ceil() as u64 + 1
     );
     conn.run(&session).map_err(classify)?;
 

@@ -1,7 +1,7 @@
 //! Signals as events: SIGINT, SIGTERM and SIGCHLD are blocked at start-up
 //! and read from a signalfd, so the holder decides when to act on them
 //! (never between taking the lock and recording it). Children start with
-//! an empty signal mask (the standard library resets it).
+//! an empty signal mask (mysnap::child::spawn_command clears it).
 
 use mysnap::{Error, Exit, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -25,7 +25,7 @@ pub enum Ended {
 }
 
 /// Time a COMMAND gets between SIGTERM and SIGKILL at --max-hold.
-pub const KILL_GRACE: Duration = Duration::from_secs(5);
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
 impl Signals {
     /// Call first thing in main, before any thread starts.

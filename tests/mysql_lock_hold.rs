@@ -1,0 +1,627 @@
+//! mysql-lock-hold against a real MariaDB: the lock holds while COMMAND
+//! runs, never stalls writers past --lock-timeout, goes away with its
+//! holder, and records coordinates that match the binary log.
+//!
+//! One server serves the whole file and the lock is global, so the tests
+//! run one at a time.
+
+use mysnap_tests::mariadb::{write_option_file, Mariadb};
+use mysnap_tests::tool::{finish, run, spawn, Output};
+use mysql::prelude::Queryable;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+fn server() -> (&'static Mariadb, MutexGuard<'static, ()>) {
+    static SERVER: OnceLock<Mariadb> = OnceLock::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let guard = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    (SERVER.get_or_init(Mariadb::start), guard)
+}
+
+/// How long an INSERT takes right now: a held lock makes it wait.
+fn insert_takes(db: &Mariadb) -> Duration {
+    let started = Instant::now();
+    db.admin()
+        .query_drop("INSERT INTO t.writes (at) VALUES (UNIX_TIMESTAMP(NOW(6)))")
+        .unwrap();
+    started.elapsed()
+}
+
+fn assert_no_lock_held(db: &Mariadb) {
+    let took = insert_takes(db);
+    assert!(
+        took < Duration::from_millis(500),
+        "a write took {took:?}: a lock is still held"
+    );
+}
+
+/// An INSERT started on another thread; join it for when it finished.
+fn insert_in_background(db: &'static Mariadb) -> std::thread::JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        let mut conn = db.admin();
+        conn.query_drop("INSERT INTO t.writes (at) VALUES (UNIX_TIMESTAMP(NOW(6)))")
+            .unwrap();
+        Instant::now()
+    })
+}
+
+/// A writer that inserts every 20 ms and records when each insert finished.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Instant>>,
+}
+
+impl Writer {
+    fn start(db: &'static Mariadb) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut conn = db.admin();
+            let mut done = vec![Instant::now()];
+            while !flag.load(Ordering::SeqCst) {
+                conn.query_drop("INSERT INTO t.writes (at) VALUES (UNIX_TIMESTAMP(NOW(6)))")
+                    .unwrap();
+                done.push(Instant::now());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done
+        });
+        Writer { stop, thread }
+    }
+
+    /// The longest a write had to wait.
+    fn stop(self) -> Duration {
+        self.stop.store(true, Ordering::SeqCst);
+        let done = self.thread.join().unwrap();
+        done.windows(2).map(|w| w[1] - w[0]).max().unwrap()
+    }
+}
+
+/// Runs `statement` on its own connection until the test kills it.
+fn long_statement(db: &'static Mariadb, statement: &'static str) -> u32 {
+    let mut conn = db.admin();
+    let id = conn.connection_id();
+    std::thread::spawn(move || {
+        let _ = conn.query_drop(statement);
+    });
+    // Let it get going and age past a 1 s threshold.
+    std::thread::sleep(Duration::from_millis(1300));
+    id
+}
+
+fn kill(db: &Mariadb, id: u32) {
+    db.admin().query_drop(format!("KILL {id}")).unwrap();
+}
+
+fn status_file(db: &Mariadb, name: &str) -> std::path::PathBuf {
+    let path = db.dir.path().join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn wait_for(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn command_runs_under_the_lock_and_its_status_passes_through() {
+    let (db, _serial) = server();
+    let status = status_file(db, "command.json");
+    let (child, feeder) = spawn(
+        db.tool("mysql-lock-hold")
+            .arg("--status-file")
+            .arg(&status)
+            .args(["--", "sh", "-c", "sleep 1.5; exit 7"]),
+        Vec::new(),
+    );
+    wait_for(&status);
+    let asked = Instant::now();
+    let insert = insert_in_background(db);
+    let out = finish(child, feeder);
+    let exited = Instant::now();
+    let inserted = insert.join().unwrap();
+    out.expect_code(7);
+    assert!(
+        inserted - asked > Duration::from_millis(800),
+        "the INSERT was not blocked"
+    );
+    assert!(
+        inserted + Duration::from_millis(300) > exited,
+        "the INSERT finished before the release"
+    );
+    let json = read_json(&status);
+    assert!(json["lock_hold_ms"].as_u64().unwrap() >= 1400, "{json}");
+    assert_no_lock_held(db);
+}
+
+#[test]
+fn a_long_write_makes_it_back_off_without_stalling_writers() {
+    let (db, _serial) = server();
+    let update = long_statement(db, "UPDATE t.slow SET v = v WHERE SLEEP(60) = 0");
+    let writer = Writer::start(db);
+    let out = run(
+        db.tool("mysql-lock-hold").args([
+            "--long-query-threshold",
+            "1s",
+            "--wait-long-queries",
+            "500ms",
+            "--lock-timeout",
+            "1s",
+            "--retries",
+            "1",
+            "--retry-delay",
+            "200ms",
+            "--",
+            "true",
+        ]),
+        b"",
+    );
+    let stall = writer.stop();
+    kill(db, update);
+    out.expect_code(75);
+    assert!(out.stderr.contains("long statement"), "{}", out.stderr);
+    assert!(
+        stall < Duration::from_millis(500),
+        "writers stalled {stall:?} though no lock was asked for"
+    );
+    assert_no_lock_held(db);
+}
+
+#[test]
+fn a_stuck_lock_request_is_cut_at_lock_timeout() {
+    let (db, _serial) = server();
+    let update = long_statement(db, "UPDATE t.slow SET v = v WHERE SLEEP(60) = 0");
+    let writer = Writer::start(db);
+    // A threshold above the UPDATE's age: the lock is asked for, and waits.
+    let out = run(
+        db.tool("mysql-lock-hold").args([
+            "--long-query-threshold",
+            "60s",
+            "--lock-timeout",
+            "1s",
+            "--retries",
+            "1",
+            "--retry-delay",
+            "200ms",
+            "--",
+            "true",
+        ]),
+        b"",
+    );
+    let stall = writer.stop();
+    kill(db, update);
+    out.expect_code(75);
+    assert!(
+        out.stderr.contains("not granted within 1000 ms"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        stall <= Duration::from_millis(1500),
+        "writers stalled {stall:?}, over --lock-timeout + 0.5 s"
+    );
+    assert!(
+        stall >= Duration::from_millis(700),
+        "writers did not queue behind the lock ({stall:?}): the test proves nothing"
+    );
+    assert_no_lock_held(db);
+}
+
+#[test]
+fn the_watchdog_cuts_the_request_before_lock_wait_timeout() {
+    let (db, _serial) = server();
+    let update = long_statement(db, "UPDATE t.slow SET v = v WHERE SLEEP(60) = 0");
+    let writer = Writer::start(db);
+    // lock_wait_timeout is whole seconds (1 s here); the watchdog acts at 400 ms.
+    let out = run(
+        db.tool("mysql-lock-hold").args([
+            "--long-query-threshold",
+            "60s",
+            "--lock-timeout",
+            "400ms",
+            "--retries",
+            "0",
+            "--",
+            "true",
+        ]),
+        b"",
+    );
+    let stall = writer.stop();
+    kill(db, update);
+    out.expect_code(75);
+    assert!(
+        out.stderr.contains("ERROR 1317"),
+        "the watchdog's KILL QUERY: {}",
+        out.stderr
+    );
+    assert!(
+        stall <= Duration::from_millis(900),
+        "writers stalled {stall:?}"
+    );
+}
+
+#[test]
+fn lock_wait_timeout_ends_the_request_of_a_killed_holder() {
+    let (db, _serial) = server();
+    let update = long_statement(db, "UPDATE t.slow SET v = v WHERE SLEEP(60) = 0");
+    let writer = Writer::start(db);
+    let (mut child, feeder) = spawn(
+        db.tool("mysql-lock-hold").args([
+            "--long-query-threshold",
+            "60s",
+            "--lock-timeout",
+            "2s",
+            "--",
+            "true",
+        ]),
+        Vec::new(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    finish(child, feeder);
+    let stall = writer.stop();
+    kill(db, update);
+    assert!(
+        stall <= Duration::from_millis(2500),
+        "writers stalled {stall:?} after the holder died"
+    );
+    assert_no_lock_held(db);
+}
+
+#[test]
+fn a_long_select_does_not_stop_the_backup() {
+    let (db, _serial) = server();
+    let select = long_statement(db, "SELECT COUNT(*) FROM t.slow WHERE SLEEP(60) = 0");
+    let out = run(
+        db.tool("mysql-lock-hold").args([
+            "--long-query-threshold",
+            "1s",
+            "--lock-timeout",
+            "1s",
+            "--",
+            "true",
+        ]),
+        b"",
+    );
+    kill(db, select);
+    out.expect_code(0);
+    assert!(!out.stderr.contains("long statement"), "{}", out.stderr);
+}
+
+/// Starts hold mode with stdin piped and waits for its `locked` line.
+fn hold(db: &Mariadb, args: &[&str], env: &[(&str, &std::path::Path)]) -> (Child, Vec<String>) {
+    let mut cmd = db.tool("mysql-lock-hold");
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "hold mode ended before 'locked': {lines:?}"
+        );
+        let line = line.trim_end().to_string();
+        if line == "locked" {
+            break;
+        }
+        lines.push(line);
+    }
+    (child, lines)
+}
+
+#[test]
+fn hold_mode_prints_coordinates_notifies_and_releases_at_eof() {
+    let (db, _serial) = server();
+    let notify_path = db.dir.path().join("notify.sock");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (mut child, lines) = hold(db, &[], &[("NOTIFY_SOCKET", &notify_path)]);
+    assert!(
+        lines.iter().any(|l| l.starts_with("binlog_file=binlog.")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("binlog_pos=")),
+        "{lines:?}"
+    );
+    let mut message = [0u8; 256];
+    let n = notify.recv(&mut message).unwrap();
+    assert!(String::from_utf8_lossy(&message[..n]).contains("READY=1"));
+
+    let asked = Instant::now();
+    let insert = insert_in_background(db);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    let inserted = insert.join().unwrap();
+    assert!(status.success());
+    assert!(
+        inserted - asked >= Duration::from_millis(450),
+        "the INSERT was not blocked while held"
+    );
+    assert_no_lock_held(db);
+}
+
+#[test]
+fn until_signal_ignores_stdin_and_sigterm_releases() {
+    let (db, _serial) = server();
+    let status = status_file(db, "until.json");
+    let mut child = db
+        .tool("mysql-lock-hold")
+        .arg("--until-signal")
+        .arg("--status-file")
+        .arg(&status)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&status);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "EOF on stdin released the lock"
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_no_lock_held(db);
+}
+
+#[test]
+fn kill_9_of_the_holder_releases_at_once() {
+    let (db, _serial) = server();
+    let (mut child, _) = hold(db, &[], &[]);
+    let insert = insert_in_background(db);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    let killed = Instant::now();
+    let _ = child.wait();
+    let inserted = insert.join().unwrap();
+    assert!(
+        inserted.saturating_duration_since(killed) < Duration::from_secs(1),
+        "writes resumed late"
+    );
+}
+
+#[test]
+fn a_frozen_holder_is_dropped_by_the_server_after_max_hold() {
+    let (db, _serial) = server();
+    let (mut child, _) = hold(db, &["--max-hold", "2s"], &[]);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGSTOP).unwrap();
+    let frozen = Instant::now();
+    let took = insert_takes(db);
+    let waited = frozen.elapsed();
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "the lock was not held while frozen ({took:?})"
+    );
+    assert!(
+        waited <= Duration::from_secs(2 + 5),
+        "the server kept the lock of a frozen holder for {waited:?}"
+    );
+}
+
+#[test]
+fn max_hold_stops_the_command_and_releases() {
+    let (db, _serial) = server();
+    let started = Instant::now();
+    let out = run(
+        db.tool("mysql-lock-hold")
+            .args(["--max-hold", "1s", "--", "sleep", "30"]),
+        b"",
+    );
+    out.expect_code(75);
+    // SIGTERM at 1 s ends `sleep`: no need for the SIGKILL 2 s later.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "COMMAND was not stopped by SIGTERM"
+    );
+    assert!(out.stderr.contains("max-hold"), "{}", out.stderr);
+    assert_no_lock_held(db);
+}
+
+#[test]
+fn coordinates_match_the_binary_log_and_mark_where_replication_resumes() {
+    let (db, _serial) = server();
+    let mut admin = db.admin();
+    let before: mysql::Row = admin.query_first("SHOW MASTER STATUS").unwrap().unwrap();
+    let before_file: String = before.get("File").unwrap();
+    let status = status_file(db, "coordinates.json");
+    let out = run(
+        db.tool("mysql-lock-hold")
+            .arg("--status-file")
+            .arg(&status)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "echo \"$MYSNAP_BINLOG_FILE $MYSNAP_BINLOG_POS $MYSNAP_GTID $MYSNAP_STATUS_FILE\"",
+            ]),
+        b"",
+    );
+    out.expect_code(0);
+    let json = read_json(&status);
+    let after: mysql::Row = admin.query_first("SHOW MASTER STATUS").unwrap().unwrap();
+    let file: String = after.get("File").unwrap();
+    let pos: u64 = after.get("Position").unwrap();
+    assert_eq!(json["binlog_file"], file.as_str(), "{json}");
+    assert_eq!(json["binlog_pos"], pos, "{json}");
+    assert_ne!(file, before_file, "the binary log was not flushed");
+    let gtid: String = admin
+        .query_first("SELECT @@gtid_binlog_pos")
+        .unwrap()
+        .unwrap();
+    assert_eq!(json["gtid"], gtid.as_str());
+    assert_eq!(json["flavor"], "mariadb");
+    assert_eq!(json["lock"], "ftwrl");
+    assert!(
+        json["layout"]["datadir"]
+            .as_str()
+            .unwrap()
+            .ends_with("/data/"),
+        "{json}"
+    );
+    assert_eq!(
+        out.stdout_text().trim(),
+        format!("{file} {pos} {gtid} {}", status.display()),
+        "COMMAND's environment"
+    );
+
+    // A replica started at these coordinates gets exactly what came after.
+    admin
+        .query_drop("INSERT INTO t.writes (at) VALUES (-1)")
+        .unwrap();
+    let events: Vec<mysql::Row> = admin
+        .query(format!("SHOW BINLOG EVENTS IN '{file}' FROM {pos} LIMIT 3"))
+        .unwrap();
+    let first_pos: u64 = events[0].get("Pos").unwrap();
+    assert_eq!(first_pos, pos);
+    let infos: Vec<String> = events
+        .iter()
+        .map(|e| e.get::<String, _>("Info").unwrap())
+        .collect();
+    assert!(
+        infos.iter().any(|i| i.contains("INSERT INTO t.writes")),
+        "{infos:?}"
+    );
+}
+
+#[test]
+fn backup_stage_blocks_commits_while_held() {
+    let (db, _serial) = server();
+    let status = status_file(db, "stage.json");
+    let (child, feeder) = spawn(
+        db.tool("mysql-lock-hold")
+            .args(["--lock", "backup-stage", "--status-file"])
+            .arg(&status)
+            .args(["--", "sleep", "1"]),
+        Vec::new(),
+    );
+    wait_for(&status);
+    let took = insert_takes(db);
+    finish(child, feeder).expect_code(0);
+    assert!(
+        took >= Duration::from_millis(600),
+        "a commit went through BLOCK_COMMIT ({took:?})"
+    );
+    assert_eq!(read_json(&status)["lock"], "backup-stage");
+    assert_no_lock_held(db);
+}
+
+fn one_line(out: &Output, mentions: &str) {
+    assert_eq!(
+        out.stderr.lines().count(),
+        1,
+        "one line on stderr:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(mentions),
+        "should mention '{mentions}':\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn failures_exit_with_their_codes_and_hold_nothing() {
+    let (db, _serial) = server();
+    let lock = |args: &[&str]| run(db.tool("mysql-lock-hold").args(args), b"");
+    for (args, mentions) in [
+        (&["--bogus"][..], "bogus"),
+        (&["--lock", "instance", "--", "true"][..], "--lock"),
+        (
+            &["--lock-timeout", "10ms", "--", "true"][..],
+            "lock-timeout",
+        ),
+        (
+            &["--max-hold", "soon", "--", "true"][..],
+            "invalid duration",
+        ),
+        (&["--until-signal", "--", "true"][..], "hold mode"),
+        (&["extra"][..], "unexpected argument"),
+        (&["--ssl-mode", "sometimes", "--", "true"][..], "ssl-mode"),
+    ] {
+        let out = lock(args);
+        assert_eq!(out.code, 64, "{args:?}: {}", out.stderr);
+        one_line(&out, mentions);
+    }
+
+    let wrong = db.dir.path().join("wrong.cnf");
+    write_option_file(
+        &wrong,
+        &format!(
+            "[client]\nuser=backup\npassword=nope\nsocket={}\n",
+            db.socket.display()
+        ),
+    );
+    let out = run(
+        mysnap_tests::tool::tool("mysql-lock-hold")
+            .arg("--defaults-file")
+            .arg(&wrong)
+            .args(["--", "true"]),
+        b"",
+    );
+    out.expect_code(77);
+    one_line(&out, "Access denied");
+
+    let out = run(
+        mysnap_tests::tool::tool("mysql-lock-hold").args([
+            "--no-defaults",
+            "--socket",
+            "/nonexistent.sock",
+            "--",
+            "true",
+        ]),
+        b"",
+    );
+    out.expect_code(69);
+    one_line(&out, "/nonexistent.sock");
+
+    let out = run(
+        mysnap_tests::tool::tool("mysql-lock-hold").args([
+            "--defaults-file",
+            "/nonexistent.cnf",
+            "--",
+            "true",
+        ]),
+        b"",
+    );
+    out.expect_code(66);
+
+    let out = lock(&["--", "/no/such/command"]);
+    out.expect_code(127);
+    assert!(out.stderr.contains("cannot run"), "{}", out.stderr);
+    let out = lock(&["--", "/"]);
+    out.expect_code(126);
+    assert_no_lock_held(db);
+}

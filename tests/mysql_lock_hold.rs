@@ -625,3 +625,119 @@ fn failures_exit_with_their_codes_and_hold_nothing() {
     out.expect_code(126);
     assert_no_lock_held(db);
 }
+
+/// A CA, and a server certificate for 127.0.0.1 signed by it, made with openssl.
+fn certificates(dir: &std::path::Path, name: &str) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca = format!("{name}-ca");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={ca}"),
+        "-keyout",
+        &format!("{ca}.key"),
+        "-out",
+        &format!("{ca}.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.csr"),
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &format!("{name}.csr"),
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        &format!("{name}.pem"),
+    ]);
+}
+
+#[test]
+fn tls_options_reach_the_server() {
+    // Its own server, but the timing tests share the CPU: one at a time.
+    let (_, _serial) = server();
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path(), "server");
+    certificates(certs.path(), "other");
+    let path = |f: &str| certs.path().join(f).display().to_string();
+    let db = Mariadb::start_with(&[
+        &format!("--ssl-ca={}", path("server-ca.pem")),
+        &format!("--ssl-cert={}", path("server.pem")),
+        &format!("--ssl-key={}", path("server.key")),
+    ]);
+    db.admin()
+        .query_drop(format!(
+            "CREATE USER tls@'127.0.0.1' IDENTIFIED BY 'tls-pw' REQUIRE SSL; \
+             GRANT RELOAD, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO tls@'127.0.0.1'"
+        ))
+        .unwrap();
+    let cnf = db.dir.path().join("tls.cnf");
+    write_option_file(
+        &cnf,
+        &format!(
+            "[client]\nuser=tls\npassword=tls-pw\nhost=127.0.0.1\nport={}\n",
+            db.port
+        ),
+    );
+    let lock = |extra: &[&str]| {
+        run(
+            mysnap_tests::tool::tool("mysql-lock-hold")
+                .arg("--defaults-file")
+                .arg(&cnf)
+                .args(extra)
+                .args(["--", "true"]),
+            b"",
+        )
+    };
+    // The account requires TLS: without it the server says no.
+    lock(&["--ssl-mode", "DISABLED"]).expect_code(77);
+    // Verified against the right CA, with the host name checked.
+    lock(&[
+        "--ssl-mode",
+        "VERIFY_IDENTITY",
+        "--ssl-ca",
+        &path("server-ca.pem"),
+    ])
+    .expect_code(0);
+    // A certificate from another CA is refused.
+    let out = lock(&["--ssl-mode", "VERIFY_CA", "--ssl-ca", &path("other-ca.pem")]);
+    out.expect_code(69);
+    // REQUIRED encrypts without verifying.
+    lock(&["--ssl-mode", "REQUIRED"]).expect_code(0);
+}

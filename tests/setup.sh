@@ -19,6 +19,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
 command -v cc >/dev/null || apt_missing+=(gcc)
 [ -x /usr/sbin/mariadbd ] || apt_missing+=(mariadb-server)
 command -v mariadb >/dev/null || apt_missing+=(mariadb-client)
+command -v openssl >/dev/null || apt_missing+=(openssl)
 if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${apt_missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -38,6 +38,11 @@ impl Mariadb {
     /// Installs a datadir and starts mariadbd on it. The server stops when
     /// the test process ends, even one that panics.
     pub fn start() -> Mariadb {
+        Self::start_with(&[])
+    }
+
+    /// The same, with more server options (TLS, for one).
+    pub fn start_with(server_options: &[&str]) -> Mariadb {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let out = Command::new(binary("mariadb-install-db"))
@@ -59,11 +64,12 @@ impl Mariadb {
         let server = format!(
             "{} --no-defaults --user=root --datadir={data} --socket={sock} --port={port} \
              --bind-address=127.0.0.1 --pid-file={dir}/mysqld.pid --log-bin={data}/binlog \
-             --server-id=1 --innodb-buffer-pool-size=32M --log-error={dir}/error.log",
+             --server-id=1 --innodb-buffer-pool-size=32M --log-error={dir}/error.log {extra}",
             binary("mariadbd"),
             data = data.display(),
             sock = socket.display(),
             dir = dir.path().display(),
+            extra = server_options.join(" "),
         );
         let watch = format!(
             "{server} & m=$!; while kill -0 {} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",

@@ -233,7 +233,9 @@ pub fn classify(error: mysql::Error) -> Error {
     let code = match &error {
         MySqlError(e) if matches!(e.code, 1044 | 1045 | 1698 | 1227 | 1142 | 1143) => Exit::NoPerm,
         MySqlError(_) => Exit::Unavailable,
-        IoError(_) | DriverError(mysql::DriverError::CouldNotConnect(_)) => Exit::Unavailable,
+        IoError(_) | CodecError(_) | DriverError(mysql::DriverError::CouldNotConnect(_)) => {
+            Exit::Unavailable
+        }
         DriverError(mysql::DriverError::ConnectTimeout) => Exit::Unavailable,
         TlsError(_) => Exit::Unavailable,
         _ => Exit::Software,
@@ -245,6 +247,7 @@ pub fn classify(error: mysql::Error) -> Error {
 pub fn describe(error: &mysql::Error) -> String {
     match error {
         mysql::Error::MySqlError(e) => format!("ERROR {} ({}): {}", e.code, e.state, e.message),
+        mysql::Error::CodecError(e) => e.to_string(),
         other => other.to_string(),
     }
 }

@@ -25,6 +25,7 @@ test: deps
 
 bench: deps build
 	bench/s3.sh
+	bench/lock.sh
 
 demo: build
 	tests/setup.sh s3s

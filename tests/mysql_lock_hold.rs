@@ -741,3 +741,37 @@ fn tls_options_reach_the_server() {
     // REQUIRED encrypts without verifying.
     lock(&["--ssl-mode", "REQUIRED"]).expect_code(0);
 }
+
+#[test]
+fn preferred_tls_falls_back_to_plain_text_and_required_does_not() {
+    let (db, _serial) = server();
+    db.admin()
+        .query_drop(
+            "CREATE USER IF NOT EXISTS plain@'127.0.0.1' IDENTIFIED BY 'plain-pw'; \
+             GRANT RELOAD, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO plain@'127.0.0.1'",
+        )
+        .unwrap();
+    let cnf = db.dir.path().join("plain.cnf");
+    write_option_file(
+        &cnf,
+        &format!(
+            "[client]\nuser=plain\npassword=plain-pw\nhost=127.0.0.1\nport={}\n",
+            db.port
+        ),
+    );
+    let lock = |mode: &str| {
+        run(
+            mysnap_tests::tool::tool("mysql-lock-hold")
+                .arg("--defaults-file")
+                .arg(&cnf)
+                .args(["--ssl-mode", mode, "--", "true"]),
+            b"",
+        )
+    };
+    // This server has no TLS.
+    lock("PREFERRED").expect_code(0);
+    let out = lock("REQUIRED");
+    out.expect_code(69);
+    one_line(&out, "secure connection");
+    assert_no_lock_held(db);
+}

@@ -116,20 +116,25 @@ impl ConnectOptions {
         }
     }
 
+    /// A switch such as `ssl` or `skip-ssl`: on when present, unless set to 0/off/false.
+    fn switch(&self, name: &str) -> bool {
+        self.values
+            .get(name)
+            .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "off" | "false"))
+    }
+
     fn ssl_mode(&self) -> Result<SslMode> {
-        // The MariaDB client's switches, then MySQL's --ssl-mode.
-        if self.values.get("skip_ssl").is_some() {
-            return Ok(SslMode::Disabled);
-        }
-        let mode = match self.values.get("ssl_mode") {
-            None if self.values.get("ssl_verify_server_cert").is_some() => {
-                return Ok(SslMode::VerifyIdentity)
-            }
-            None if self.values.get("ssl").is_some() || self.values.get("ssl_ca").is_some() => {
-                return Ok(SslMode::VerifyCa)
-            }
-            None => return Ok(SslMode::Disabled),
-            Some(mode) => mode,
+        // MySQL's --ssl-mode first; then the MariaDB client's switches.
+        let Some(mode) = self.values.get("ssl_mode") else {
+            return Ok(if self.switch("skip_ssl") {
+                SslMode::Disabled
+            } else if self.switch("ssl_verify_server_cert") {
+                SslMode::VerifyIdentity
+            } else if self.switch("ssl") || self.values.get("ssl_ca").is_some() {
+                SslMode::VerifyCa
+            } else {
+                SslMode::Disabled
+            });
         };
         match mode.to_ascii_uppercase().as_str() {
             "DISABLED" => Ok(SslMode::Disabled),
@@ -171,7 +176,7 @@ impl ConnectOptions {
         }
     }
 
-    fn builder(&self) -> Result<OptsBuilder> {
+    fn builder(&self, tls: bool) -> Result<OptsBuilder> {
         let user = self
             .values
             .get("user")
@@ -194,7 +199,7 @@ impl ConnectOptions {
             None => builder.socket(Some(self.socket().to_string_lossy())),
         };
         let mode = self.ssl_mode()?;
-        if mode != SslMode::Disabled && self.tcp_host().is_some() {
+        if tls && mode != SslMode::Disabled && self.tcp_host().is_some() {
             let mut ssl = SslOpts::default();
             if let Some(ca) = self.values.get("ssl_ca") {
                 ssl = ssl.with_root_cert_path(Some(PathBuf::from(ca)));
@@ -221,8 +226,16 @@ impl ConnectOptions {
 
     /// Opens a connection; failures carry the exit code they deserve.
     pub fn connect(&self) -> Result<Conn> {
-        Conn::new(self.builder()?)
-            .map_err(|e| classify(e).context(format!("cannot connect to {}", self.describe())))
+        let connected = match Conn::new(self.builder(true)?) {
+            // PREFERRED: encrypted if the server can, in the clear if not.
+            Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+                if self.ssl_mode()? == SslMode::Preferred =>
+            {
+                Conn::new(self.builder(false)?)
+            }
+            other => other,
+        };
+        connected.map_err(|e| classify(e).context(format!("cannot connect to {}", self.describe())))
     }
 }
 
@@ -236,7 +249,9 @@ pub fn classify(error: mysql::Error) -> Error {
         IoError(_) | CodecError(_) | DriverError(mysql::DriverError::CouldNotConnect(_)) => {
             Exit::Unavailable
         }
-        DriverError(mysql::DriverError::ConnectTimeout) => Exit::Unavailable,
+        DriverError(mysql::DriverError::ConnectTimeout | mysql::DriverError::TlsNotSupported) => {
+            Exit::Unavailable
+        }
         TlsError(_) => Exit::Unavailable,
         _ => Exit::Software,
     };
@@ -302,6 +317,11 @@ mod tests {
             SslMode::VerifyIdentity
         );
         assert_eq!(mode("[client]\nssl\nskip-ssl\n"), SslMode::Disabled);
+        assert_eq!(mode("[client]\nssl=0\n"), SslMode::Disabled);
+        assert_eq!(
+            mode("[client]\nskip-ssl\nssl-mode=REQUIRED\n"),
+            SslMode::Required
+        );
         assert_eq!(
             options("[client]\nssl-mode=sometimes\n", &[])
                 .unwrap_err()

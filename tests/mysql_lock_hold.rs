@@ -6,7 +6,7 @@
 //! run one at a time.
 
 use mysnap_tests::mariadb::{write_option_file, Mariadb};
-use mysnap_tests::tool::{finish, run, spawn, Output};
+use mysnap_tests::tool::{finish, run, spawn, wait_for_file, Output};
 use mysql::prelude::Queryable;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -108,18 +108,6 @@ fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn wait_for(path: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn command_runs_under_the_lock_and_its_status_passes_through() {
     let (db, _serial) = server();
@@ -131,7 +119,7 @@ fn command_runs_under_the_lock_and_its_status_passes_through() {
             .args(["--", "sh", "-c", "sleep 1.5; exit 7"]),
         Vec::new(),
     );
-    wait_for(&status);
+    wait_for_file(&status);
     let asked = Instant::now();
     let insert = insert_in_background(db);
     let out = finish(child, feeder);
@@ -382,7 +370,7 @@ fn until_signal_ignores_stdin_and_sigterm_releases() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(&status);
+    wait_for_file(&status);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -473,7 +461,6 @@ fn coordinates_match_the_binary_log_and_mark_where_replication_resumes() {
     let json = read_json(&status);
     let after: mysql::Row = admin.query_first("SHOW MASTER STATUS").unwrap().unwrap();
     let file: String = after.get("File").unwrap();
-    let pos: u64 = after.get("Position").unwrap();
     assert_eq!(json["binlog_file"], file.as_str(), "{json}");
     // MariaDB may append a Binlog_checkpoint event after the flush, on its
     // own: nothing else may stand between the recorded position and now.
@@ -540,7 +527,7 @@ fn backup_stage_blocks_commits_while_held() {
             .args(["--", "sleep", "1"]),
         Vec::new(),
     );
-    wait_for(&status);
+    wait_for_file(&status);
     let took = insert_takes(db);
     finish(child, feeder).expect_code(0);
     assert!(

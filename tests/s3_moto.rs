@@ -4,7 +4,7 @@
 
 use mysnap_tests::proxy::FaultProxy;
 use mysnap_tests::server::{Kind, S3Server};
-use mysnap_tests::tool::{finish, run, spawn};
+use mysnap_tests::tool::{finish, run, spawn, wait_for_file};
 use mysnap_tests::{random_bytes, MIB};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -22,18 +22,6 @@ fn bucket(name: &str) -> &'static S3Server {
     let server = moto();
     server.create_bucket(name);
     server
-}
-
-fn wait_for_file(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Starts s3-put in its own process group on a producer that sends 12 MiB

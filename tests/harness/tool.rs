@@ -92,3 +92,16 @@ pub fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
     let (child, feeder) = spawn(cmd, stdin.to_vec());
     finish(child, feeder)
 }
+
+/// Waits up to a minute for `path` to exist (a tool's state or status file).
+pub fn wait_for_file(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

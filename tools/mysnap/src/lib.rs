@@ -3,8 +3,11 @@
 //!
 //! The crate stays small on purpose. Anything that only one tool needs lives
 //! in that tool's crate; the S3 client that `s3-put` and `s3-get` share sits
-//! behind the `s3` feature so the other tools do not compile it.
+//! behind the `s3` feature so the other tools do not compile it; the archive
+//! format that snap-tar writes and mysql-restore-dir reads, behind `archive`.
 
+#[cfg(feature = "archive")]
+pub mod archive;
 pub mod child;
 pub mod cli;
 pub mod error;

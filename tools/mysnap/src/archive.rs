@@ -107,9 +107,15 @@ pub fn verify(tar: impl Read) -> Result<Verified, Invalid> {
     let mut order = Vec::new();
     for entry in archive.entries().map_err(truncated)? {
         let mut entry = entry.map_err(truncated)?;
-        let path = entry.path().map_err(truncated)?.to_string_lossy().to_string();
+        let path = entry
+            .path()
+            .map_err(truncated)?
+            .to_string_lossy()
+            .to_string();
         if checksums.is_some() {
-            return Err(Invalid::Corrupt(format!("'{path}' after the checksum list")));
+            return Err(Invalid::Corrupt(format!(
+                "'{path}' after the checksum list"
+            )));
         }
         if manifest.is_none() && path != MANIFEST_PATH {
             return Err(Invalid::Corrupt(format!(
@@ -138,7 +144,9 @@ pub fn verify(tar: impl Read) -> Result<Verified, Invalid> {
                 serde_json::from_slice(&json)
                     .map_err(|e| Invalid::Corrupt(format!("{CHECKSUMS_PATH}: {e}")))?,
             );
-        } else if entry.header().entry_type().is_file() || entry.header().entry_type().is_gnu_sparse() {
+        } else if entry.header().entry_type().is_file()
+            || entry.header().entry_type().is_gnu_sparse()
+        {
             let (size, sha256) = hash(&mut entry).map_err(truncated)?;
             order.push(path.clone());
             seen.insert(path, (size, sha256));
@@ -176,7 +184,8 @@ fn check_sums(
     seen: &HashMap<String, (u64, String)>,
 ) -> Result<(), Invalid> {
     let corrupt = |why: String| Err(Invalid::Corrupt(why));
-    if checksums.files.len() as u64 != checksums.file_count || order.len() != checksums.files.len() {
+    if checksums.files.len() as u64 != checksums.file_count || order.len() != checksums.files.len()
+    {
         return corrupt(format!(
             "{} files in the archive, {} listed, file_count {}",
             order.len(),

@@ -40,11 +40,12 @@ impl Progress {
         let rate = format_rate(done, self.elapsed());
         match self.total {
             Some(total) if total > 0 => format!(
-                "{} {} of {} ({}%), {rate}",
+                "{} {} of {} ({}%), {rate}{}",
                 self.verb,
                 format_size(done),
                 format_size(total),
-                done * 100 / total
+                done * 100 / total,
+                eta(done, total, self.elapsed())
             ),
             _ => format!("{} {}, {rate}", self.verb, format_size(done)),
         }
@@ -83,8 +84,31 @@ impl Progress {
     }
 }
 
+/// `, ETA 1m05s` at the rate so far, once there is a rate to go by.
+fn eta(done: u64, total: u64, elapsed: Duration) -> String {
+    if done == 0 || done >= total || elapsed < Duration::from_secs(1) {
+        return String::new();
+    }
+    let left = elapsed.as_secs_f64() * (total - done) as f64 / done as f64;
+    let secs = left.round() as u64;
+    format!(", ETA {}m{:02}s", secs / 60, secs % 60)
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_follows_the_rate_so_far() {
+        assert_eq!(eta(25, 100, Duration::from_secs(10)), ", ETA 0m30s");
+        assert_eq!(eta(1, 100, Duration::from_secs(2)), ", ETA 3m18s");
+        assert_eq!(eta(0, 100, Duration::from_secs(10)), "");
+        assert_eq!(eta(100, 100, Duration::from_secs(10)), "");
     }
 }

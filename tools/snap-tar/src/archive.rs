@@ -58,7 +58,10 @@ impl<W: Write> Archiver<W> {
         let kind = meta.file_type();
         if kind.is_dir() {
             header.set_size(0);
-            self.append(&mut header, &entry.name, io::empty())
+            // GNU tar's convention: a directory's name ends in '/'.
+            let mut name = entry.name.into_os_string();
+            name.push("/");
+            self.append(&mut header, Path::new(&name), io::empty())
         } else if kind.is_symlink() {
             let target = std::fs::read_link(&entry.path)
                 .ctx(format!("cannot read link {}", entry.path.display()))?;
@@ -69,7 +72,10 @@ impl<W: Write> Archiver<W> {
         } else if kind.is_file() {
             self.file(&entry, header)
         } else {
-            log::warn!("{}: not a file, directory or symlink; skipped", entry.path.display());
+            log::warn!(
+                "{}: not a file, directory or symlink; skipped",
+                entry.path.display()
+            );
             Ok(())
         }
     }
@@ -86,7 +92,8 @@ impl<W: Write> Archiver<W> {
                     .append_link(&mut header, &entry.name, first)
                     .map_err(write_error);
             }
-            self.links.insert((meta.dev(), meta.ino()), entry.name.clone());
+            self.links
+                .insert((meta.dev(), meta.ino()), entry.name.clone());
         }
         let file = match File::open(&entry.path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(changed(&entry.path)),
@@ -131,8 +138,13 @@ impl<W: Write> Archiver<W> {
             (Err(e), None) => return Err(write_error(e)),
             (Ok(()), None) => {}
         }
-        let after = file.metadata().ctx(format!("cannot stat {}", entry.path.display()))?;
-        if after.len() != size || after.mtime() != meta.mtime() || after.mtime_nsec() != meta.mtime_nsec() {
+        let after = file
+            .metadata()
+            .ctx(format!("cannot stat {}", entry.path.display()))?;
+        if after.len() != size
+            || after.mtime() != meta.mtime()
+            || after.mtime_nsec() != meta.mtime_nsec()
+        {
             return Err(changed(&entry.path));
         }
         self.sums.push(FileSum {
@@ -177,7 +189,9 @@ impl<W: Write> Archiver<W> {
     }
 
     fn append(&mut self, header: &mut Header, name: &Path, data: impl Read) -> Result<()> {
-        self.tar.append_data(header, name, data).map_err(write_error)
+        self.tar
+            .append_data(header, name, data)
+            .map_err(write_error)
     }
 
     fn owner(&mut self, uid: u32, gid: u32) -> (String, String) {

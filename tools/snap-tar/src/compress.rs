@@ -48,7 +48,9 @@ impl Write for Counted {
 
 impl Output {
     /// Opens stdout. Returns the output and a counter of bytes written.
-    pub fn stdout(compress: Compress) -> Result<(Output, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
+    pub fn stdout(
+        compress: Compress,
+    ) -> Result<(Output, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
         let out = io::stdout()
             .as_fd()
             .try_clone_to_owned()

@@ -17,7 +17,9 @@ impl Layout {
     /// live filesystem.
     pub fn parse(text: &str) -> Result<Layout> {
         let (original, mount) = text.split_once('=').ok_or_else(|| {
-            Error::usage(format!("--include-layout '{text}': expected ORIGINAL=SNAPSHOT_MOUNT"))
+            Error::usage(format!(
+                "--include-layout '{text}': expected ORIGINAL=SNAPSHOT_MOUNT"
+            ))
         })?;
         if !original.starts_with('/') || mount.is_empty() {
             return Err(Error::usage(format!(
@@ -44,11 +46,17 @@ fn refuse_live(mount: &Path) -> Result<()> {
             format!("--include-layout {}: not a directory", mount.display()),
         ));
     }
-    let parent = std::fs::metadata(mount.join("..")).ctx(format!("cannot stat {}/..", mount.display()))?;
+    let parent =
+        std::fs::metadata(mount.join("..")).ctx(format!("cannot stat {}/..", mount.display()))?;
     let mount_point = parent.dev() != meta.dev() || parent.ino() == meta.ino();
     let read_only = statvfs(mount)
         .map(|s| s.flags().contains(FsFlags::ST_RDONLY))
-        .map_err(|e| Error::new(Exit::IoErr, format!("cannot statvfs {}: {e}", mount.display())))?;
+        .map_err(|e| {
+            Error::new(
+                Exit::IoErr,
+                format!("cannot statvfs {}: {e}", mount.display()),
+            )
+        })?;
     if !mount_point || !read_only {
         return Err(Error::new(
             Exit::Usage,

@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use walk::Excludes;
 
 const SYNOPSIS: &str = "snap-tar [OPTIONS] DIR";
-const ABOUT: &str = "Writes a tar archive of DIR to stdout, gzip-compressed in parallel as independent
+const ABOUT: &str =
+    "Writes a tar archive of DIR to stdout, gzip-compressed in parallel as independent
 members. The first entry is mysnap/manifest.json (host, time, versions, the lock's
 coordinates from --status-file, the layout); the last, mysnap/checksums.json
 (SHA-256 of every file), marks the archive complete. Sparse files keep their holes.";
@@ -36,7 +37,12 @@ fn cli() -> Cli {
         "leave out paths matching PATTERN (a glob; without '/' it matches names at any depth)",
         "PATTERN",
     );
-    opts.optopt("j", "jobs", "compression threads (default: the number of CPUs)", "N");
+    opts.optopt(
+        "j",
+        "jobs",
+        "compression threads (default: the number of CPUs)",
+        "N",
+    );
     opts.optopt("l", "level", "gzip level 1-9 (default: 6)", "N");
     opts.optopt("", "compress", "gzip or none (default: gzip)", "METHOD");
     opts.optopt(
@@ -67,7 +73,9 @@ fn run(args: Args) -> Result<()> {
             jobs: args.number("jobs", cpus(), 1, 256)?,
         },
         Some("none") => Compress::None,
-        Some(other) => return Err(args.usage(format!("--compress '{other}': expected gzip or none"))),
+        Some(other) => {
+            return Err(args.usage(format!("--compress '{other}': expected gzip or none")))
+        }
     };
     let excludes = Excludes::new(&args.matches.opt_strs("exclude"))?;
     let layouts = args
@@ -76,9 +84,18 @@ fn run(args: Args) -> Result<()> {
         .iter()
         .map(|l| Layout::parse(l))
         .collect::<Result<Vec<_>>>()?;
-    let status = args.string("status-file").map(|f| read_status(Path::new(&f))).transpose()?;
-    if !std::fs::metadata(&dir).ctx(format!("cannot archive {}", dir.display()))?.is_dir() {
-        return Err(Error::new(Exit::NoInput, format!("{}: not a directory", dir.display())));
+    let status = args
+        .string("status-file")
+        .map(|f| read_status(Path::new(&f)))
+        .transpose()?;
+    if !std::fs::metadata(&dir)
+        .ctx(format!("cannot archive {}", dir.display()))?
+        .is_dir()
+    {
+        return Err(Error::new(
+            Exit::NoInput,
+            format!("{}: not a directory", dir.display()),
+        ));
     }
     if std::io::stdout().is_terminal() {
         return Err(Error::usage(
@@ -150,7 +167,11 @@ fn manifest(dir: &Path, status: Option<serde_json::Value>, layouts: &[Layout]) -
         format: FORMAT,
         host,
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        tools: [("snap-tar".to_string(), env!("CARGO_PKG_VERSION").to_string())].into(),
+        tools: [(
+            "snap-tar".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )]
+        .into(),
         source: dir.display().to_string(),
         status,
         layout: layouts
@@ -166,11 +187,18 @@ fn manifest(dir: &Path, status: Option<serde_json::Value>, layouts: &[Layout]) -
 
 /// DIR's own files must not take the names the format reserves.
 fn reserve_names(dir: &Path) -> Result<()> {
-    for name in [mysnap::archive::MANIFEST_PATH, mysnap::archive::CHECKSUMS_PATH, LAYOUT_DIR] {
+    for name in [
+        mysnap::archive::MANIFEST_PATH,
+        mysnap::archive::CHECKSUMS_PATH,
+        LAYOUT_DIR,
+    ] {
         if std::fs::symlink_metadata(dir.join(name)).is_ok() {
             return Err(Error::new(
                 Exit::DataErr,
-                format!("{} holds {name}, a name snap-tar reserves for itself", dir.display()),
+                format!(
+                    "{} holds {name}, a name snap-tar reserves for itself",
+                    dir.display()
+                ),
             ));
         }
     }

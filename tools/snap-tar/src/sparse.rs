@@ -136,7 +136,13 @@ mod tests {
         let map = data_map(&f, 64 * mib).unwrap();
         assert!(map.len() >= 3, "{map:?}");
         assert!(map[0].offset <= mib && map[0].offset + map[0].len >= mib + 100);
-        assert_eq!(map.last().unwrap(), &Segment { offset: 64 * mib, len: 0 });
+        assert_eq!(
+            map.last().unwrap(),
+            &Segment {
+                offset: 64 * mib,
+                len: 0
+            }
+        );
         assert!(stored(&map) < 2 * mib, "{map:?}");
         for s in &map[..map.len() - 1] {
             assert_eq!(s.offset % BLOCK, 0);

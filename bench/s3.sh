@@ -87,10 +87,25 @@ generate() { # MIB
     fi
 }
 
+# CPU seconds (user + system) the S3 server has used so far. The server
+# shares the machine's cores with the tools, so its cost bounds both.
+server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$server/stat"; }
+
 # timed CMD...: runs CMD (only the tool, not its producer or consumer) under
-# GNU time; sets secs and rss_mib.
-timed() { /usr/bin/time -o "$work/time" -f '%e %M' "$@" 2> "$work/tool.log"; }
-read_time() { read -r secs rss_kib < <(tail -n 1 "$work/time"); rss_mib=$((rss_kib / 1024)); }
+# GNU time; sets secs, rss_mib, cpu (the tool's CPU seconds) and srv_cpu
+# (the server's CPU seconds during the run).
+# timed may run in a pipeline's subshell: the server's figure goes to a file.
+timed() {
+    server_cpu > "$work/server-cpu"
+    /usr/bin/time -o "$work/time" -f '%e %M %U %S' "$@" 2> "$work/tool.log"
+}
+read_time() {
+    local user sys
+    read -r secs rss_kib user sys < <(tail -n 1 "$work/time")
+    rss_mib=$((rss_kib / 1024))
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+    srv_cpu=$(awk -v a="$(cat "$work/server-cpu")" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
+}
 
 put_mysnap() { # KEY PRODUCER... ; checks the SHA-256 when expected_sha is set
     local key=$1; shift
@@ -116,11 +131,11 @@ get_aws() { # KEY
 }
 
 # keep_best NAME: records secs and rss_mib under NAME, keeping the fastest
-# time and the largest RSS over the runs.
-declare -A best_secs best_rss
+# time (with the CPU figures of that run) and the largest RSS over the runs.
+declare -A best_secs best_rss best_cpu best_srv
 keep_best() {
     if [ -z "${best_secs[$1]:-}" ] || awk -v a="$secs" -v b="${best_secs[$1]}" 'BEGIN { exit !(a < b) }'; then
-        best_secs[$1]=$secs
+        best_secs[$1]=$secs best_cpu[$1]=$cpu best_srv[$1]=$srv_cpu
     fi
     [ "${best_rss[$1]:-0}" -ge "$rss_mib" ] || best_rss[$1]=$rss_mib
 }
@@ -171,6 +186,17 @@ print("%d MiB parts, %d concurrent requests" % (d["multipart_chunksize"] >> 20, 
             "${best_rss[${op}_mysnap]}" "${best_rss[${op}_aws]}"
     done
     echo "  target: mysnap/aws >= ${target_ratio}x"
+    echo
+    echo "CPU seconds per GiB in the best runs (tool / server during that run)"
+    printf '  %-4s %15s %15s %24s\n' op "mysnap" "aws" "floor (mysnap, aws)"
+    local gib=$(awk -v m="$size_mib" 'BEGIN { print m / 1024 }') n=$(nproc)
+    for op in put get; do
+        printf '  %-4s %s\n' "$op" "$(awk -v g="$gib" -v n="$n" \
+            -v mc="${best_cpu[${op}_mysnap]}" -v ms="${best_srv[${op}_mysnap]}" \
+            -v ac="${best_cpu[${op}_aws]}" -v as="${best_srv[${op}_aws]}" \
+            'BEGIN { printf "%6.2f / %5.2f  %6.2f / %5.2f  %9.2f s %9.2f s", mc/g, ms/g, ac/g, as/g, (mc+ms)/n, (ac+as)/n }')"
+    done
+    echo "  floor: (tool + server CPU) / $n cores, the fastest wall time the cores allow"
 }
 
 report_memory() {

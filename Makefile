@@ -5,7 +5,7 @@ CARGO ?= cargo
 MYSNAP_CACHE ?= $(HOME)/.cache/mysnap
 export MYSNAP_CACHE
 
-TOOLS := s3-put s3-get mysql-lock-hold
+TOOLS := s3-put s3-get mysql-lock-hold snap-tar
 MAN1 := $(TOOLS:%=man/%.1)
 
 .PHONY: all build test deps bench demo install clean
@@ -26,6 +26,7 @@ test: deps
 bench: deps build
 	bench/s3.sh
 	bench/lock.sh
+	bench/tar.sh
 
 demo: build
 	tests/setup.sh s3s

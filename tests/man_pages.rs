@@ -5,7 +5,7 @@ use mysnap_tests::tool::tool;
 use std::path::PathBuf;
 use std::process::Command;
 
-const TOOLS: [&str; 3] = ["s3-put", "s3-get", "mysql-lock-hold"];
+const TOOLS: [&str; 4] = ["s3-put", "s3-get", "mysql-lock-hold", "snap-tar"];
 
 fn page(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../man/{name}.1"))

@@ -21,6 +21,7 @@ command -v cc >/dev/null || apt_missing+=(gcc)
 command -v mariadb >/dev/null || apt_missing+=(mariadb-client)
 command -v openssl >/dev/null || apt_missing+=(openssl)
 command -v mylvmbackup >/dev/null || apt_missing+=(mylvmbackup)
+command -v pigz >/dev/null || apt_missing+=(pigz)
 if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${apt_missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -4,7 +4,9 @@
 # own throwaway instances), and, cached under $MYSNAP_CACHE (~/.cache/mysnap):
 #   s3s-fs  S3 server on loopback with SigV4 enforced (built with cargo)
 #   venv    moto, boto3 and the aws CLI (from PyPI)
-# Usage: tests/setup.sh [s3s|all]   (s3s: only what the demo needs)
+# and the VM test bed's packages (QEMU, Debian's kernel, busybox, LVM, mkfs);
+# tests/vm/run.sh builds and caches the VM's kernel and initramfs itself.
+# Usage: tests/setup.sh [s3s|vm|all]   (s3s: the stream demo; vm: the VM demo)
 set -euo pipefail
 cache=${MYSNAP_CACHE:-$HOME/.cache/mysnap}
 what=${1:-all}
@@ -22,6 +24,15 @@ command -v mariadb >/dev/null || apt_missing+=(mariadb-client)
 command -v openssl >/dev/null || apt_missing+=(openssl)
 command -v mylvmbackup >/dev/null || apt_missing+=(mylvmbackup)
 command -v pigz >/dev/null || apt_missing+=(pigz)
+if [ "$what" != s3s ]; then
+    command -v qemu-system-x86_64 >/dev/null || apt_missing+=(qemu-system-x86)
+    compgen -G '/boot/vmlinuz-*' >/dev/null || apt_missing+=(linux-image-amd64)
+    # the VM's initramfs needs the static busybox, not the dynamic one
+    [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || apt_missing+=(busybox-static)
+    for tool in lvm:lvm2 mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs modprobe:kmod cpio:cpio xz:xz-utils; do
+        command -v "${tool%%:*}" >/dev/null || apt_missing+=("${tool#*:}")
+    done
+fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
     echo "setup: installing Debian packages: ${apt_missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -34,7 +45,7 @@ if [ ! -x "$s3s" ]; then
     echo "setup: building s3s-fs $s3s_version (about 5 minutes, once)"
     cargo install --quiet "s3s-fs@$s3s_version" --locked --features binary --root "$cache/s3s-fs-$s3s_version"
 fi
-[ "$what" = s3s ] && exit 0
+[ "$what" = all ] || exit 0
 
 venv="$cache/venv"
 stamp="$venv/.requirements"

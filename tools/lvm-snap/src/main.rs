@@ -1,0 +1,221 @@
+//! lvm-snap: LVM snapshots for backups, as small subcommands that compose.
+//! `create` runs under mysql-lock-hold, `run` under s3-put; `remove` is safe
+//! to repeat; overflowed snapshots and suspended origins are found and said.
+
+mod create;
+mod dm;
+mod lvm;
+mod mount;
+mod remove;
+mod run;
+mod signals;
+
+use create::{Request, SnapshotSize};
+use lvm::Name;
+use mysnap::cli::{Args, Cli};
+use mysnap::{Error, Exit, Result};
+use signals::Signals;
+use std::path::Path;
+
+const SYNOPSIS: &str = "lvm-snap [OPTIONS] create VG/LV [VG/LV...]
+       lvm-snap [OPTIONS] mount VG/SNAP DIR
+       lvm-snap [OPTIONS] status VG/SNAP
+       lvm-snap [OPTIONS] remove [VG/SNAP...]
+       lvm-snap [OPTIONS] run VG/LV -- COMMAND [ARGS...]";
+const ABOUT: &str = "create: snapshots the volumes (fast enough to run under mysql-lock-hold), tagged
+  with the run's token, and prints their device paths.
+mount: mounts a snapshot read-only with the options its filesystem needs.
+status: says how full a snapshot is; exits 65 if it overflowed.
+remove: unmounts and removes snapshots; a snapshot already gone is fine.
+run: mounts the snapshot VG/LV names (or makes one when it names an origin),
+  runs COMMAND in it with MYSNAP_SNAPDIR set, exits 65 if the snapshot
+  overflowed, and unmounts and removes it in any case.";
+
+fn cli() -> Cli {
+    let mut cli = Cli::new("lvm-snap", SYNOPSIS, ABOUT);
+    let opts = cli.opts();
+    opts.optopt(
+        "n",
+        "name",
+        "create, run: the snapshot's name (default: LV-snap; NAME-LV for several volumes)",
+        "NAME",
+    );
+    opts.optopt(
+        "L",
+        "size",
+        "create, run: copy-on-write space, as 10G or 20%ORIGIN (default: 20%ORIGIN)",
+        "SIZE",
+    );
+    opts.optopt(
+        "",
+        "tag",
+        "create, run: tag snapshots with this run token (default: $INVOCATION_ID); \
+         remove: only snapshots with it",
+        "TOKEN",
+    );
+    opts.optflag(
+        "",
+        "replace",
+        "create, run: remove an existing snapshot of the same name first",
+    );
+    cli
+}
+
+fn main() {
+    // Before anything else, and before any thread: signals become events.
+    let signals = Signals::block();
+    mysnap::logging::init();
+    mysnap::logging::exit(
+        signals.and_then(|mut signals| cli().parse().and_then(|args| dispatch(args, &mut signals))),
+    );
+}
+
+fn dispatch(args: Args, signals: &mut Signals) -> Result<()> {
+    let operands = args.operands(1, usize::MAX, "a subcommand: create, mount, status, remove or run")?;
+    let (subcommand, operands) = operands.split_first().expect("one operand at least");
+    let allowed: &[&str] = match subcommand.as_str() {
+        "create" | "run" => &["name", "size", "tag", "replace"],
+        "remove" => &["tag"],
+        "mount" | "status" => &[],
+        other => return Err(args.usage(format!("unknown subcommand '{other}'"))),
+    };
+    for option in ["name", "size", "tag", "replace"] {
+        if args.flag(option) && !allowed.contains(&option) {
+            return Err(args.usage(format!("{subcommand} takes no --{option}")));
+        }
+    }
+    if (subcommand == "run") != args.command.is_some() {
+        return Err(args.usage(match subcommand.as_str() {
+            "run" => "run needs '-- COMMAND'".to_string(),
+            _ => format!("{subcommand} runs no COMMAND"),
+        }));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::new(
+            Exit::NoPerm,
+            "lvm-snap must run as root: LVM and mount(2) need it",
+        ));
+    }
+    match subcommand.as_str() {
+        "create" => {
+            let request = request(&args, names(&args, operands, 1, usize::MAX, "VG/LV")?)?;
+            for name in create::create(&request, signals)? {
+                println!("/dev/{}/{}", name.vg, name.lv);
+            }
+            Ok(())
+        }
+        "run" => {
+            let request = request(&args, names(&args, operands, 1, 1, "VG/LV")?)?;
+            let command = args.command.as_deref().expect("checked above");
+            run::run(request, command, signals)
+        }
+        "mount" => {
+            count(&args, operands, 2, 2, "VG/SNAP and DIR")?;
+            mount_snapshot(&Name::parse(&operands[0])?, Path::new(&operands[1]))
+        }
+        "status" => status(&names(&args, operands, 1, 1, "VG/SNAP")?[0]),
+        _ => {
+            let tag = args.string("tag");
+            if let Some(token) = &tag {
+                check_token(&args, token)?;
+            }
+            let names = names(&args, operands, 0, usize::MAX, "")?;
+            if names.is_empty() && tag.is_none() {
+                return Err(args.usage("remove: name snapshots, or give --tag"));
+            }
+            remove::remove(&names, tag.map(|t| lvm::run_tag(&t)).as_deref())
+        }
+    }
+}
+
+/// The subcommand's operands, checked against how many it takes.
+fn count(args: &Args, operands: &[String], min: usize, max: usize, what: &str) -> Result<()> {
+    if operands.len() < min {
+        return Err(args.usage(format!("missing {what}")));
+    }
+    if operands.len() > max {
+        return Err(args.usage(format!("unexpected argument '{}'", operands[max])));
+    }
+    Ok(())
+}
+
+fn names(args: &Args, operands: &[String], min: usize, max: usize, what: &str) -> Result<Vec<Name>> {
+    count(args, operands, min, max, what)?;
+    operands.iter().map(|o| Name::parse(o)).collect()
+}
+
+fn check_token(args: &Args, token: &str) -> Result<()> {
+    if lvm::valid_token(token) {
+        return Ok(());
+    }
+    Err(args.usage(format!(
+        "--tag '{token}': a token is letters, digits and _+.-/=!:&#, at most 100"
+    )))
+}
+
+/// What `create` and `run` make: the options, with the run token from
+/// --tag or systemd's $INVOCATION_ID.
+fn request(args: &Args, origins: Vec<Name>) -> Result<Request> {
+    let mut tags = vec![lvm::TAG.to_string()];
+    let token = args
+        .string("tag")
+        .or_else(|| std::env::var("INVOCATION_ID").ok().filter(|t| !t.is_empty()));
+    if let Some(token) = token {
+        check_token(args, &token)?;
+        tags.push(lvm::run_tag(&token));
+    }
+    Ok(Request {
+        origins,
+        name: args.string("name"),
+        size: args.value("size", SnapshotSize::DEFAULT, SnapshotSize::parse)?,
+        tags,
+        replace: args.flag("replace"),
+    })
+}
+
+/// A snapshot that exists, or exit 66; not an origin, or exit 65.
+fn snapshot(name: &Name) -> Result<lvm::Volume> {
+    let volumes = lvm::report(&name.vg)?.unwrap_or_default();
+    dm::resume_suspended(&volumes)?;
+    let volume = volumes
+        .into_iter()
+        .find(|v| v.name == *name)
+        .ok_or_else(|| Error::new(Exit::NoInput, format!("no snapshot {name}")))?;
+    if !volume.is_snapshot() {
+        return Err(Error::new(
+            Exit::DataErr,
+            format!("{name} is not a snapshot"),
+        ));
+    }
+    Ok(volume)
+}
+
+fn status(name: &Name) -> Result<()> {
+    let snapshot = snapshot(name)?;
+    let origin = format!("{}/{}", name.vg, snapshot.origin.as_deref().unwrap_or("?"));
+    if snapshot.is_invalid() {
+        return Err(Error::new(
+            Exit::DataErr,
+            format!("{name} overflowed and is invalid: its copy of {origin} is lost"),
+        ));
+    }
+    match snapshot.percent {
+        Some(percent) => println!(
+            "{name}: {percent:.2}% of {} used, snapshot of {origin}",
+            mysnap::units::format_size(snapshot.size)
+        ),
+        None => println!("{name}: inactive snapshot of {origin}"),
+    }
+    Ok(())
+}
+
+fn mount_snapshot(name: &Name, dir: &Path) -> Result<()> {
+    let snapshot = snapshot(name)?;
+    if snapshot.is_invalid() {
+        return Err(Error::new(Exit::DataErr, format!("{name} overflowed: not mounting it")));
+    }
+    let fs = mount::mount(Path::new(&snapshot.path()), dir)?;
+    log::info!("mounted {name} ({fs:?}) read-only on {}", dir.display());
+    println!("{}", dir.display());
+    Ok(())
+}

@@ -17,6 +17,8 @@ pub struct Mariadb {
     pub port: u16,
     /// Option file with the backup user's password (mode 0600).
     pub defaults_file: PathBuf,
+    /// The mariadbd command line, for tests that stop and restart it.
+    server: String,
     child: Child,
 }
 
@@ -71,13 +73,9 @@ impl Mariadb {
             dir = dir.path().display(),
             extra = server_options.join(" "),
         );
-        let watch = format!(
-            "{server} & m=$!; while kill -0 {} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
-            std::process::id()
-        );
         let child = Command::new("sh")
             .process_group(0)
-            .args(["-c", &watch])
+            .args(["-c", &watched(&server)])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -134,8 +132,28 @@ impl Mariadb {
             socket,
             port,
             defaults_file,
+            server,
             child,
         }
+    }
+
+    pub fn datadir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A shell command that stops the server and returns once it is gone.
+    pub fn stop_cmd(&self) -> String {
+        format!(
+            "p=$(cat {}/mysqld.pid) && kill $p && while kill -0 $p 2>/dev/null; do sleep 0.1; done",
+            self.dir.path().display()
+        )
+    }
+
+    /// A shell command that starts the server again in the background and
+    /// returns at once (as init scripts do); the server still ends with
+    /// the test process.
+    pub fn start_cmd(&self) -> String {
+        format!("({}) >/dev/null 2>&1 &", watched(&self.server))
     }
 
     /// A connection with every privilege, for the tests' own queries.
@@ -168,6 +186,14 @@ impl Drop for Mariadb {
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// `server` in the background, killed once the test process is gone.
+fn watched(server: &str) -> String {
+    format!(
+        "{server} & m=$!; while kill -0 {} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done; kill $m 2>/dev/null",
+        std::process::id()
+    )
 }
 
 pub fn write_option_file(path: &Path, text: &str) {

@@ -178,7 +178,9 @@ pub fn hash(reader: &mut impl Read) -> std::io::Result<(u64, String)> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-fn check_sums(
+/// Checks the files an archive held (`order`, `seen`: path to size and
+/// SHA-256) against its checksum list.
+pub fn check_sums(
     checksums: &Checksums,
     order: &[String],
     seen: &HashMap<String, (u64, String)>,

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod mysql;
 pub mod private_file;
 pub mod progress;
+pub mod signals;
 pub mod units;
 
 #[cfg(feature = "s3")]

@@ -5,8 +5,8 @@
 
 use mysnap::{Error, Exit, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use std::os::fd::AsFd;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -30,14 +30,7 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 impl Signals {
     /// Call first thing in main, before any thread starts.
     pub fn block() -> Result<Signals> {
-        let mut mask = SigSet::empty();
-        for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD] {
-            mask.add(signal);
-        }
-        mask.thread_block()
-            .map_err(|e| Error::new(Exit::Software, format!("cannot block signals: {e}")))?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(|e| Error::new(Exit::Software, format!("cannot create signalfd: {e}")))?;
+        let fd = mysnap::signals::block(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD])?;
         Ok(Signals { fd })
     }
 

@@ -1,0 +1,455 @@
+//! mysql-restore-dir against real MariaDB servers: a backup made by
+//! mysql-lock-hold + snap-tar from one server restores onto another, which
+//! comes up with the backed-up rows; every bad archive leaves the target
+//! untouched and still serving; a restore the server cannot start on is
+//! rolled back.
+
+use mysnap_tests::mariadb::Mariadb;
+use mysnap_tests::server::S3Server;
+use mysnap_tests::tool::{run, tool, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// Rows the source server holds when it is backed up.
+const SOURCE_ROWS: u32 = 500;
+/// Rows the target servers hold before a restore.
+const TARGET_ROWS: u32 = 3;
+
+/// The backup every test restores, made once from a source server.
+struct Backup {
+    /// snap-tar's archive (gzip, with manifest and checksums).
+    archive: Vec<u8>,
+    /// `tar -czf` of the same datadir: no manifest.
+    plain: Vec<u8>,
+    /// mysql-lock-hold's status file.
+    status: serde_json::Value,
+}
+
+fn sh(command: &str) {
+    let status = Command::new("sh").args(["-c", command]).status().unwrap();
+    assert!(status.success(), "{command} failed");
+}
+
+fn backup() -> &'static Backup {
+    static BACKUP: OnceLock<Backup> = OnceLock::new();
+    BACKUP.get_or_init(|| {
+        let source = Mariadb::start();
+        fill(&source, SOURCE_ROWS);
+        let status_file = source.dir.path().join("status.json");
+        let out = run(
+            source
+                .tool("mysql-lock-hold")
+                .arg("--status-file")
+                .arg(&status_file)
+                .args(["--", "true"]),
+            b"",
+        );
+        out.expect_code(0);
+        // A cold copy stands in for the snapshot: LVM is tested in the VM.
+        sh(&source.stop_cmd());
+        let archive = run(
+            tool("snap-tar")
+                .arg("--status-file")
+                .arg(&status_file)
+                .arg(source.datadir()),
+            b"",
+        );
+        archive.expect_code(0);
+        let plain = Command::new("tar")
+            .arg("-czf")
+            .arg("-")
+            .arg("-C")
+            .arg(source.datadir())
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(plain.status.success());
+        let status = std::fs::read(&status_file).unwrap();
+        Backup {
+            archive: archive.stdout,
+            plain: plain.stdout,
+            status: serde_json::from_slice(&status).unwrap(),
+        }
+    })
+}
+
+/// An InnoDB and an Aria table with `rows` rows each.
+fn fill(db: &Mariadb, rows: u32) {
+    use mysql::prelude::Queryable;
+    let mut conn = db.admin();
+    conn.query_drop(
+        "CREATE TABLE t.items (id INT PRIMARY KEY, name VARCHAR(40)) ENGINE=InnoDB;
+         CREATE TABLE t.notes (id INT PRIMARY KEY, note TEXT) ENGINE=Aria",
+    )
+    .unwrap();
+    for id in 1..=rows {
+        conn.exec_drop(
+            "INSERT INTO t.items VALUES (?, ?)",
+            (id, format!("item {id}")),
+        )
+        .unwrap();
+        conn.exec_drop(
+            "INSERT INTO t.notes VALUES (?, ?)",
+            (id, format!("note {id}")),
+        )
+        .unwrap();
+    }
+}
+
+fn count(db: &Mariadb, table: &str) -> u32 {
+    db.value(&format!("SELECT COUNT(*) FROM {table}"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A server holding TARGET_ROWS rows, to restore onto.
+fn target() -> Mariadb {
+    let db = Mariadb::start();
+    fill(&db, TARGET_ROWS);
+    db
+}
+
+/// The shared target of the tests whose restore must change nothing.
+fn untouched_target() -> (&'static Mariadb, MutexGuard<'static, ()>) {
+    static SERVER: OnceLock<Mariadb> = OnceLock::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    (SERVER.get_or_init(target), guard)
+}
+
+/// mysql-restore-dir for `db`, stopping and starting it with shell
+/// commands, waiting up to `wait` for it to answer.
+fn restore_waiting(db: &Mariadb, wait: &str) -> Command {
+    let mut cmd = db.tool("mysql-restore-dir");
+    cmd.arg("--datadir")
+        .arg(db.datadir())
+        .args(["--stop-cmd", &db.stop_cmd(), "--start-cmd", &db.start_cmd()])
+        .args(["--wait", wait]);
+    cmd
+}
+
+fn restore(db: &Mariadb) -> Command {
+    restore_waiting(db, "60s")
+}
+
+/// Entries beside the datadir that a restore leaves: DIR.old-*, DIR.failed-*, DIR.restore-*.
+fn beside(db: &Mariadb, what: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(db.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("data.{what}-"))
+        })
+        .collect()
+}
+
+/// A listing of a tree with each file's size and mtime: what "untouched" means.
+fn tree(dir: &Path) -> String {
+    let out = Command::new("find")
+        .arg(dir)
+        .args(["-printf", "%P %y %s %T@\\n"])
+        .output()
+        .unwrap();
+    let mut lines: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+fn assert_refused(out: &Output, code: i32, db: &Mariadb, datadir_before: &str, says: &str) {
+    out.expect_code(code);
+    assert!(
+        out.stderr.contains(says),
+        "stderr should say '{says}':\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.trim().lines().count(),
+        1,
+        "one line:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        count(db, "t.items"),
+        TARGET_ROWS,
+        "the server still serves the old rows"
+    );
+    assert!(
+        beside(db, "restore").is_empty(),
+        "no staging directory left"
+    );
+    assert!(beside(db, "old").is_empty(), "DIR was not moved");
+    // The server writes to its datadir while it runs; the files it keeps must all be there.
+    let after = tree(&db.datadir());
+    let names = |t: &str| {
+        t.lines()
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(datadir_before), names(&after), "DIR's files changed");
+}
+
+#[test]
+fn a_snap_tar_backup_restores_with_its_rows_and_coordinates() {
+    let backup = backup();
+    let db = target();
+    let coordinates = db.dir.path().join("coordinates.sql");
+    let out = run(
+        restore(&db).arg("--coordinates-file").arg(&coordinates),
+        &backup.archive,
+    );
+    out.expect_code(0);
+    assert_eq!(count(&db, "t.items"), SOURCE_ROWS);
+    assert_eq!(count(&db, "t.notes"), SOURCE_ROWS);
+    let file = backup.status["binlog_file"].as_str().unwrap();
+    let pos = backup.status["binlog_pos"].as_u64().unwrap();
+    let expected = format!("CHANGE MASTER TO MASTER_LOG_FILE = '{file}', MASTER_LOG_POS = {pos};");
+    let printed = out.stdout_text();
+    assert!(printed.contains(&expected), "stdout:\n{printed}");
+    if let Some(gtid) = backup.status["gtid"].as_str().filter(|g| !g.is_empty()) {
+        assert!(printed.contains(&format!("SET GLOBAL gtid_slave_pos = '{gtid}';")));
+    }
+    assert_eq!(std::fs::read_to_string(&coordinates).unwrap(), printed);
+    // The previous data is kept, whole.
+    let old = beside(&db, "old");
+    assert_eq!(old.len(), 1, "one DIR.old-*");
+    assert!(old[0].join("t/items.ibd").exists());
+    assert!(beside(&db, "restore").is_empty());
+}
+
+#[test]
+fn a_plain_tar_restores_with_no_manifest_only() {
+    let backup = backup();
+    {
+        let (db, _serial) = untouched_target();
+        let before = tree(&db.datadir());
+        let out = run(&mut restore(db), &backup.plain);
+        assert_refused(&out, 65, db, &before, "--no-manifest");
+    }
+    let db = target();
+    let out = run(restore(&db).arg("--no-manifest"), &backup.plain);
+    out.expect_code(0);
+    assert_eq!(count(&db, "t.items"), SOURCE_ROWS);
+    assert!(out.stdout_text().contains("no replication coordinates"));
+}
+
+/// A tar stream (gzip) from entries built in the test.
+fn crafted(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, kind, data, link) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_700_000_000);
+        {
+            // set_path refuses '..': write the name bytes directly.
+            let gnu = header.as_gnu_mut().unwrap();
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        }
+        if let Some(link) = link {
+            header.set_link_name(link).unwrap();
+        }
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn bad_archives_change_nothing() {
+    let backup = backup();
+    let (db, _serial) = untouched_target();
+    let before = tree(&db.datadir());
+
+    let mut flipped = backup.archive.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    let out = run(&mut restore(db), &flipped);
+    assert_refused(&out, 65, db, &before, "archive");
+
+    let truncated = &backup.archive[..backup.archive.len() * 2 / 3];
+    let out = run(&mut restore(db), truncated);
+    assert_refused(&out, 65, db, &before, "truncated");
+
+    let evil = crafted(&[("../evil", tar::EntryType::Regular, b"x", None)]);
+    let out = run(restore(db).arg("--no-manifest"), &evil);
+    assert_refused(&out, 65, db, &before, "unsafe path '../evil'");
+    assert!(!db.dir.path().join("evil").exists());
+
+    let outside = crafted(&[
+        ("t/link", tar::EntryType::Symlink, b"", Some("/etc")),
+        ("t/link/owned", tar::EntryType::Regular, b"x", None),
+    ]);
+    let out = run(restore(db).arg("--no-manifest"), &outside);
+    assert_refused(&out, 65, db, &before, "points outside");
+
+    let fifo = crafted(&[("t/fifo", tar::EntryType::Fifo, b"", None)]);
+    let out = run(restore(db).arg("--no-manifest"), &fifo);
+    assert_refused(&out, 65, db, &before, "refused");
+}
+
+#[test]
+fn a_full_disk_while_staging_changes_nothing() {
+    let backup = backup();
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    sh(&format!(
+        "mount -t tmpfs -o size=8m tmpfs {}",
+        small.display()
+    ));
+    let datadir = small.join("mysql");
+    std::fs::create_dir(&datadir).unwrap();
+    let out = run(
+        tool("mysql-restore-dir")
+            .arg("--datadir")
+            .arg(&datadir)
+            .args(["--no-server", "--no-defaults"]),
+        &backup.archive,
+    );
+    let left: Vec<_> = std::fs::read_dir(&small)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let empty = std::fs::read_dir(&datadir).unwrap().next().is_none();
+    sh(&format!("umount {}", small.display()));
+    out.expect_code(74);
+    assert!(out.stderr.contains("No space left"), "{}", out.stderr);
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("mysql")],
+        "only DIR is left"
+    );
+    assert!(empty, "DIR is still empty");
+}
+
+#[test]
+fn a_server_that_cannot_start_on_the_restore_gets_its_data_back() {
+    // A well-formed archive of a datadir that mariadbd cannot open.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk");
+    std::fs::create_dir_all(junk.join("mysql")).unwrap();
+    std::fs::write(junk.join("ibdata1"), vec![0x5a; 1 << 20]).unwrap();
+    let archive = run(tool("snap-tar").arg(&junk), b"");
+    archive.expect_code(0);
+    let db = target();
+    let out = run(&mut restore_waiting(&db, "15s"), &archive.stdout);
+    out.expect_code(69);
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert_eq!(
+        count(&db, "t.items"),
+        TARGET_ROWS,
+        "the old data is back and served"
+    );
+    let failed = beside(&db, "failed");
+    assert_eq!(failed.len(), 1, "the restored data is set aside");
+    assert!(failed[0].join("ibdata1").exists());
+    assert!(beside(&db, "old").is_empty());
+}
+
+#[test]
+fn refuses_what_it_must_not_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let restore_to = |datadir: &Path, extra: &[&str]| {
+        run(
+            tool("mysql-restore-dir")
+                .arg("--datadir")
+                .arg(datadir)
+                .args(["--no-defaults"])
+                .args(extra),
+            b"",
+        )
+    };
+    let out = restore_to(&file, &["--no-server"]);
+    out.expect_code(64);
+    assert!(out.stderr.contains("is not a directory"));
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let out = restore_to(&other, &["--no-server"]);
+    out.expect_code(64);
+    assert!(
+        out.stderr.contains("no MySQL data directory"),
+        "{}",
+        out.stderr
+    );
+    let missing = dir.path().join("missing");
+    let out = restore_to(&missing, &["--service", "mariadb"]);
+    out.expect_code(66);
+    assert!(out.stderr.contains("--no-server"));
+    let out = restore_to(&missing, &[]);
+    out.expect_code(64);
+    let out = restore_to(&missing, &["--no-server", "--stop-cmd", "true"]);
+    out.expect_code(64);
+    let out = restore_to(&missing, &["--stop-cmd", "true"]);
+    out.expect_code(64);
+    std::fs::create_dir(dir.path().join("other.old-x")).unwrap();
+    assert!(!missing.exists(), "refusals create nothing");
+}
+
+#[test]
+fn a_fresh_machine_restores_the_latest_backup_from_s3() {
+    let backup = backup();
+    let s3 = S3Server::s3s_fs(&["backups"]);
+    for key in ["db1/20261101T000000Z.tar.gz", "db1/20261102T000000Z.tar.gz"] {
+        let out = run(
+            s3.tool("s3-put").arg(format!("s3://backups/{key}")),
+            &backup.archive,
+        );
+        out.expect_code(0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = dir.path().join("mysql");
+    // s3-get's own checks (sidecar SHA-256) gate the restore through `--`.
+    let mut get = s3.tool("s3-get");
+    let args: Vec<String> = std::iter::once(get.get_program().to_string_lossy().to_string())
+        .chain(get.get_args().map(|a| a.to_string_lossy().to_string()))
+        .chain(["--latest".to_string(), "s3://backups/db1/".to_string()])
+        .collect();
+    let mut cmd = tool("mysql-restore-dir");
+    cmd.arg("--datadir")
+        .arg(&datadir)
+        .args(["--no-server", "--no-defaults", "--"])
+        .args(&args);
+    for (key, value) in get.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    let out = run(&mut cmd, b"");
+    out.expect_code(0);
+    assert!(datadir.join("t/items.ibd").exists());
+    assert!(datadir.join("ibdata1").exists());
+    assert!(out.stdout_text().contains("CHANGE MASTER TO"));
+    let _ = get.stdout(Stdio::null());
+
+    // And a failing COMMAND restores nothing.
+    let missing = dir.path().join("again");
+    let mut cmd = tool("mysql-restore-dir");
+    cmd.arg("--datadir")
+        .arg(&missing)
+        .args(["--no-server", "--no-defaults", "--", "sh", "-c"])
+        .arg("head -c 100000 && exit 3");
+    let out = run(&mut cmd, &backup.archive);
+    assert_ne!(out.code, 0);
+    assert!(!missing.exists(), "nothing restored");
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".restore-")
+    }));
+}

@@ -1,0 +1,244 @@
+//! Where replication of a restored copy starts, written as statements an
+//! admin pastes into the new replica, in the dialect of the backed-up
+//! server; and what `--as-replica` removes so the copy is not a clone of
+//! its source's identity.
+
+use mysnap::error::IoContext;
+use mysnap::Result;
+use serde_json::Value;
+use std::fs;
+use std::path::Path;
+
+/// The coordinates recorded by mysql-lock-hold, from the manifest's status.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Coordinates {
+    pub flavor: String,
+    pub version: String,
+    pub binlog_file: Option<String>,
+    pub binlog_pos: Option<u64>,
+    pub gtid: Option<String>,
+}
+
+impl Coordinates {
+    pub fn from_status(status: &Value) -> Coordinates {
+        let text = |key: &str| status.get(key).and_then(Value::as_str).map(str::to_string);
+        Coordinates {
+            flavor: text("flavor").unwrap_or_default(),
+            version: text("server_version").unwrap_or_default(),
+            binlog_file: text("binlog_file"),
+            binlog_pos: status.get("binlog_pos").and_then(Value::as_u64),
+            gtid: text("gtid").filter(|g| !g.is_empty()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.binlog_file.is_none() && self.gtid.is_none()
+    }
+
+    /// SQL lines for a new replica of the backed-up server. Only the
+    /// coordinates: the admin adds host, user and password (CHANGE ... TO
+    /// keeps what a statement leaves out).
+    pub fn statements(&self) -> String {
+        let mariadb = self.flavor == "mariadb" || self.version.contains("MariaDB");
+        let series = crate::server::series(&self.version);
+        let new_syntax = !mariadb
+            && (series > Some((8, 0)) || series == Some((8, 0)) && patch(&self.version) >= 23);
+        let (change, file, pos, auto) = if new_syntax {
+            (
+                "CHANGE REPLICATION SOURCE TO",
+                "SOURCE_LOG_FILE",
+                "SOURCE_LOG_POS",
+                "SOURCE_AUTO_POSITION = 1",
+            )
+        } else {
+            (
+                "CHANGE MASTER TO",
+                "MASTER_LOG_FILE",
+                "MASTER_LOG_POS",
+                "MASTER_AUTO_POSITION = 1",
+            )
+        };
+        let mut out = format!(
+            "-- replication coordinates of the backup ({} {})\n",
+            if mariadb { "MariaDB" } else { "MySQL" },
+            self.version
+        );
+        if let (Some(f), Some(p)) = (&self.binlog_file, self.binlog_pos) {
+            out.push_str(&format!("{change} {file} = '{f}', {pos} = {p};\n"));
+        }
+        if let Some(gtid) = &self.gtid {
+            out.push_str("-- or, by GTID:\n");
+            if mariadb {
+                out.push_str(&format!("SET GLOBAL gtid_slave_pos = '{gtid}';\n"));
+                out.push_str("CHANGE MASTER TO MASTER_USE_GTID = slave_pos;\n");
+            } else {
+                let reset = if series >= Some((8, 4)) {
+                    "RESET BINARY LOGS AND GTIDS"
+                } else {
+                    "RESET MASTER"
+                };
+                out.push_str(&format!(
+                    "{reset}; -- gtid_purged needs an empty gtid_executed\n"
+                ));
+                out.push_str(&format!("SET GLOBAL gtid_purged = '{gtid}';\n"));
+                out.push_str(&format!("{change} {auto};\n"));
+            }
+        }
+        out
+    }
+}
+
+/// "8.0.23" → 23.
+fn patch(version: &str) -> u32 {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .nth(2)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Files a replica must not inherit from its source: the server's identity
+/// (MySQL's auto.cnf holds server_uuid), replication state and relay logs,
+/// and the temporary tablespace.
+fn cloned_state(name: &str) -> bool {
+    matches!(
+        name,
+        "auto.cnf"
+            | "master.info"
+            | "relay-log.info"
+            | "multi-master.info"
+            | "ibtmp1"
+            | "mysqld-relay-bin.index"
+    ) || name.contains("-relay-bin.")
+        || name.starts_with("relay-log")
+        || name.starts_with("master-") && name.ends_with(".info")
+}
+
+/// Removes the cloned state from the staged datadir. Returns what it removed.
+pub fn remove_cloned_state(staging: &Path) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(staging).ctx(format!("reading {}", staging.display()))? {
+        let name = entry.ctx("reading the staged datadir")?.file_name();
+        let name = name.to_string_lossy().to_string();
+        if cloned_state(&name) {
+            fs::remove_file(staging.join(&name)).ctx(format!("removing {name}"))?;
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+/// Points the binary log and relay log indexes at the new datadir: the
+/// server will not start on an index that names files it cannot find.
+/// A line under the old datadir (when the manifest says where that was)
+/// keeps its place below it; any other absolute line whose file sits at the
+/// top of the staged datadir is pointed there.
+pub fn rewrite_indexes(
+    staging: &Path,
+    old_datadir: Option<&str>,
+    new_datadir: &Path,
+) -> Result<()> {
+    for entry in fs::read_dir(staging).ctx(format!("reading {}", staging.display()))? {
+        let path = entry.ctx("reading the staged datadir")?.path();
+        if path.extension().is_some_and(|e| e == "index") {
+            let text = fs::read_to_string(&path).ctx(format!("reading {}", path.display()))?;
+            let rewritten = rewrite_lines(&text, staging, old_datadir, new_datadir);
+            if rewritten != text {
+                fs::write(&path, rewritten).ctx(format!("rewriting {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rewrite_lines(text: &str, staging: &Path, old: Option<&str>, new: &Path) -> String {
+    let old = old.map(|o| o.trim_end_matches('/'));
+    text.lines()
+        .map(|line| {
+            let below_old = old
+                .and_then(|o| line.strip_prefix(o))
+                .filter(|rest| rest.starts_with('/'));
+            let file = Path::new(line)
+                .file_name()
+                .filter(|_| line.starts_with('/'));
+            match (below_old, file) {
+                (Some(rest), _) => format!("{}{rest}\n", new.display()),
+                (None, Some(file)) if staging.join(file).is_file() => {
+                    format!("{}\n", new.join(file).display())
+                }
+                _ => format!("{line}\n"),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn coords(flavor: &str, version: &str, gtid: Option<&str>) -> Coordinates {
+        Coordinates::from_status(&json!({
+            "flavor": flavor, "server_version": version,
+            "binlog_file": "binlog.000007", "binlog_pos": 1234, "gtid": gtid,
+        }))
+    }
+
+    #[test]
+    fn mariadb_uses_change_master_and_gtid_slave_pos() {
+        let sql = coords("mariadb", "10.11.6-MariaDB", Some("0-1-42")).statements();
+        assert!(sql.contains(
+            "CHANGE MASTER TO MASTER_LOG_FILE = 'binlog.000007', MASTER_LOG_POS = 1234;"
+        ));
+        assert!(sql.contains("SET GLOBAL gtid_slave_pos = '0-1-42';"));
+        assert!(sql.contains("MASTER_USE_GTID = slave_pos"));
+    }
+
+    #[test]
+    fn mysql_syntax_follows_the_version() {
+        let new = coords("mysql", "8.0.36", Some("uuid:1-5")).statements();
+        assert!(new.contains("CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE = 'binlog.000007', SOURCE_LOG_POS = 1234;"));
+        assert!(new.contains("RESET MASTER;"));
+        assert!(new.contains("SET GLOBAL gtid_purged = 'uuid:1-5';"));
+        assert!(new.contains("SOURCE_AUTO_POSITION = 1"));
+        let lts = coords("mysql", "8.4.2", Some("uuid:1-5")).statements();
+        assert!(lts.contains("RESET BINARY LOGS AND GTIDS;"));
+        assert!(lts.contains("CHANGE REPLICATION SOURCE TO"));
+        let old = coords("mysql", "8.0.22", None).statements();
+        assert!(old.contains("CHANGE MASTER TO MASTER_LOG_FILE"));
+        assert!(!old.contains("gtid"));
+        let v57 = coords("mysql", "5.7.44-log", None).statements();
+        assert!(v57.contains("CHANGE MASTER TO"));
+    }
+
+    #[test]
+    fn replica_state_is_recognised() {
+        for name in [
+            "auto.cnf",
+            "relay-log.info",
+            "mysqld-relay-bin.000003",
+            "ibtmp1",
+            "master-s1.info",
+        ] {
+            assert!(cloned_state(name), "{name}");
+        }
+        for name in ["ibdata1", "binlog.000001", "binlog.index", "mysql"] {
+            assert!(!cloned_state(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn index_paths_follow_the_datadir() {
+        let dir = std::env::temp_dir().join(format!("restore-index-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("binlog.000003"), b"").unwrap();
+        let text = "/var/lib/mysql/logs/binlog.000001\n./binlog.000002\n/elsewhere/binlog.000003\n/gone/binlog.000004\n";
+        let new = Path::new("/srv/db");
+        assert_eq!(
+            rewrite_lines(text, &dir, Some("/var/lib/mysql/"), new),
+            "/srv/db/logs/binlog.000001\n./binlog.000002\n/srv/db/binlog.000003\n/gone/binlog.000004\n"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,119 @@
+//! Stopping and starting mysqld around the swap, and waiting until it
+//! answers: through systemctl, through the admin's own commands, or not at
+//! all on a fresh machine.
+
+use mysnap::error::IoContext;
+use mysnap::mysql::ConnectOptions;
+use mysnap::{child, Error, Exit, Result};
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub enum Control {
+    Service(String),
+    /// Run by /bin/sh -c; the start command may return before mysqld answers.
+    Commands {
+        stop: String,
+        start: String,
+    },
+    NoServer,
+}
+
+impl Control {
+    pub fn stop(&self) -> Result<()> {
+        match self {
+            Control::Service(name) => run(Command::new("systemctl").args(["stop", name])),
+            Control::Commands { stop, .. } => run(&mut shell(stop)),
+            Control::NoServer => Ok(()),
+        }
+        .map_err(|e| e.context("stopping the server"))
+    }
+
+    pub fn start(&self) -> Result<()> {
+        match self {
+            Control::Service(name) => run(Command::new("systemctl").args(["start", name])),
+            Control::Commands { start, .. } => run(&mut shell(start)),
+            Control::NoServer => Ok(()),
+        }
+        .map_err(|e| e.context("starting the server"))
+    }
+}
+
+/// `/bin/sh -c COMMAND` in its own process group, so that the daemon it
+/// starts outlives this tool and a ^C at the terminal does not reach it.
+fn shell(command: &str) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", command]).process_group(0);
+    cmd
+}
+
+/// Runs a control command with stdin closed and its output on our stderr
+/// (stdout carries the coordinates).
+fn run(cmd: &mut Command) -> Result<()> {
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .ctx("duplicating stderr")?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::from(stderr));
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().to_string())
+        .collect();
+    let status = child::spawn_command(cmd)?
+        .wait()
+        .ctx("waiting for the command")?;
+    child::check(&argv, status).map_err(|e| Error::new(Exit::Unavailable, e.message()))
+}
+
+/// Connects until the server answers or `wait` runs out. Returns the
+/// server's version.
+pub fn wait_ready(connect: &ConnectOptions, wait: Duration) -> Result<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let answer = connect.connect().and_then(|mut conn| {
+            use mysql::prelude::Queryable;
+            conn.query_first::<String, _>("SELECT VERSION()")
+                .map_err(mysnap::mysql::classify)
+        });
+        match answer {
+            Ok(Some(version)) => return Ok(version),
+            Ok(None) => {}
+            Err(e) if Instant::now() >= deadline => {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "the server did not answer within {}s: {}",
+                        wait.as_secs(),
+                        e.message()
+                    ),
+                ))
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The release series of a version string: "10.11.6-MariaDB-0+deb12u1" →
+/// (10, 11). A newer series may change the data files' format.
+pub fn series(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_of_real_version_strings() {
+        assert_eq!(series("10.11.6-MariaDB-0+deb12u1-log"), Some((10, 11)));
+        assert_eq!(series("8.0.36"), Some((8, 0)));
+        assert_eq!(series("8.4.0-commercial"), Some((8, 4)));
+        assert_eq!(series("garbage"), None);
+        assert!(series("11.4.2").unwrap() > series("10.11.6").unwrap());
+    }
+}

@@ -120,9 +120,10 @@ read -r t_sparse _ < <(measure "'$bin/snap-tar' -q -j $jobs -l $level '$sparse' 
 read -r _ rss_small < <(measure "'$bin/snap-tar' -q -j $jobs -l $level '$small' >/dev/null")
 read -r t_gunzip _ < <(measure "gzip -dc '$work/snap.tgz' >/dev/null")
 read -r t_unpigz _ < <(measure "pigz -dc '$work/snap.tgz' >/dev/null")
-read -r t_par _ < <(measure "'$bin/bench-gunzip' $jobs <'$work/snap.tgz' >'$work/par.tar'")
-cmp -s "$work/par.tar" <(gzip -dc "$work/snap.tgz") || die "bench-gunzip's output differs from gzip's"
-rm -f "$work/par.tar"
+read -r t_par _ < <(measure "'$bin/bench-gunzip' $jobs <'$work/snap.tgz' >/dev/null")
+# Untimed: the parallel output is the same stream gzip sees.
+cmp -s <("$bin/bench-gunzip" "$jobs" <"$work/snap.tgz") <(gzip -dc "$work/snap.tgz") ||
+    die "bench-gunzip's output differs from gzip's"
 s_snap=$(stat -c %s "$work/snap.tgz")
 s_pigz=$(stat -c %s "$work/pigz.tgz")
 s_gz=$(stat -c %s "$work/gz.tgz")
@@ -143,7 +144,7 @@ rows = [
      (sparse_apparent / rate) / t_sparse >= 5),
     ("parallel gunzip vs gzip -dc", t_gunzip / t_par, ">= 1.80x", t_gunzip / t_par >= 1.8),
     ("parallel gunzip vs pigz -dc", t_unpigz / t_par, "(shown)", None),
-    ("peak RSS 2 GiB vs 64 MiB tree", rss_snap / rss_small, "<= 1.25x",
+    ("peak RSS 2 GiB vs 64 MiB tree", rss_snap / rss_small, "1.25x+8M",
      rss_snap <= rss_small * 1.25 + 8 * 1024),
 ]
 print(f"\nsnap-tar benchmark: {apparent / mib:.0f} MiB datadir, level {level:.0f}, {jobs:.0f} threads")

@@ -533,6 +533,7 @@ fn a_tree_holding_the_reserved_names_is_refused() {
     let out = snap_tar(&[src.to_str().unwrap()]);
     out.expect_code(65);
     assert!(out.stderr.contains("reserves"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "refused before writing anything");
 }
 
 #[test]

@@ -102,6 +102,7 @@ fn run(args: Args) -> Result<()> {
             "refusing to write an archive to a terminal; redirect stdout or pipe it to s3-put",
         ));
     }
+    reserve_names(&dir)?;
     let manifest = manifest(&dir, status, &layouts);
     let mut total = walk::total_size(&dir, &excludes)?;
     for layout in &layouts {
@@ -109,7 +110,6 @@ fn run(args: Args) -> Result<()> {
     }
     let (out, written) = Output::stdout(compress)?;
     let mut archiver = Archiver::new(out, &manifest, Progress::new("archived", Some(total)))?;
-    reserve_names(&dir)?;
     walk::walk(&dir, Path::new(""), &excludes, &mut |e| archiver.add(e))?;
     for (layout, entry) in layouts.iter().zip(&manifest.layout) {
         let prefix = PathBuf::from(&entry.archived);

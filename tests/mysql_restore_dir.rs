@@ -6,7 +6,7 @@
 
 use mysnap_tests::mariadb::Mariadb;
 use mysnap_tests::server::S3Server;
-use mysnap_tests::tool::{run, tool, Output};
+use mysnap_tests::tool::{finish, run, spawn, tool, Output};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -240,6 +240,14 @@ fn a_plain_tar_restores_with_no_manifest_only() {
     assert!(out.stdout_text().contains("no replication coordinates"));
 }
 
+/// `archive` with one byte flipped in the middle.
+fn flipped(archive: &[u8]) -> Vec<u8> {
+    let mut flipped = archive.to_vec();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x55;
+    flipped
+}
+
 /// A tar stream (gzip) from entries built in the test.
 fn crafted(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
@@ -272,10 +280,7 @@ fn bad_archives_change_nothing() {
     let (db, _serial) = untouched_target();
     let before = tree(&db.datadir());
 
-    let mut flipped = backup.archive.clone();
-    let middle = flipped.len() / 2;
-    flipped[middle] ^= 0x55;
-    let out = run(&mut restore(db), &flipped);
+    let out = run(&mut restore(db), &flipped(&backup.archive));
     assert_refused(&out, 65, db, &before, "archive");
 
     let truncated = &backup.archive[..backup.archive.len() * 2 / 3];
@@ -452,4 +457,142 @@ fn a_fresh_machine_restores_the_latest_backup_from_s3() {
             .to_string_lossy()
             .contains(".restore-")
     }));
+}
+
+#[test]
+fn in_place_restores_and_rolls_back_a_bad_archive() {
+    let backup = backup();
+    let db = target();
+    let out = run(restore(&db).arg("--in-place"), &flipped(&backup.archive));
+    out.expect_code(65);
+    assert!(out.stderr.contains("previous data back"), "{}", out.stderr);
+    assert_eq!(
+        count(&db, "t.items"),
+        TARGET_ROWS,
+        "restarted on the old data"
+    );
+    assert!(beside(&db, "old").is_empty() && beside(&db, "failed").is_empty());
+
+    let out = run(restore(&db).arg("--in-place"), &backup.archive);
+    out.expect_code(0);
+    assert_eq!(count(&db, "t.items"), SOURCE_ROWS);
+    assert_eq!(beside(&db, "old").len(), 1);
+}
+
+#[test]
+fn sigterm_while_staging_changes_nothing() {
+    let backup = backup();
+    let (db, _serial) = untouched_target();
+    let before = tree(&db.datadir());
+    let file = db.dir.path().join("archive.tar.gz");
+    std::fs::write(&file, &backup.archive).unwrap();
+    // A stream that stalls part-way: the signal must not wait for more data.
+    let producer = format!("head -c 300000 {}; exec sleep 60", file.display());
+    let (child, feeder) = spawn(restore(db).args(["--", "sh", "-c", &producer]), Vec::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while beside(db, "restore").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no staging directory appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = finish(child, feeder);
+    assert_refused(&out, 143, db, &before, "stopped by SIGTERM");
+    std::fs::remove_file(&file).unwrap();
+}
+
+/// A tmpfs mounted at `dir` for the length of a test.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        sh(&format!(
+            "mount -t tmpfs -o size={size} tmpfs {}",
+            dir.display()
+        ));
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn read_only(&self) {
+        sh(&format!("mount -o remount,ro {}", self.0.display()));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn layout_files_go_back_where_they_came_from_with_include_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(source.join("mysql")).unwrap();
+    std::fs::write(source.join("ibdata1"), b"system tablespace").unwrap();
+    let snap = Tmpfs::mount(&dir.path().join("redo-snap"), "4m");
+    std::fs::write(snap.0.join("ib_logfile0"), b"new redo").unwrap();
+    snap.read_only();
+    let redo = dir.path().join("redo");
+    std::fs::create_dir(&redo).unwrap();
+    std::fs::write(redo.join("ib_logfile0"), b"old redo").unwrap();
+    let layout = format!("{}={}", redo.display(), snap.0.display());
+    let archive = run(
+        tool("snap-tar")
+            .args(["--include-layout", &layout])
+            .arg(&source),
+        b"",
+    );
+    archive.expect_code(0);
+
+    let datadir = dir.path().join("mysql");
+    let restore_to = |datadir: &Path, extra: &[&str]| {
+        run(
+            tool("mysql-restore-dir")
+                .arg("--datadir")
+                .arg(datadir)
+                .args(["--no-server", "--no-defaults"])
+                .args(extra),
+            &archive.stdout,
+        )
+    };
+    // Without --include-layout the files are checked, not restored.
+    let out = restore_to(&datadir, &[]);
+    out.expect_code(0);
+    assert!(out.stderr.contains("--include-layout"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(redo.join("ib_logfile0")).unwrap(),
+        b"old redo"
+    );
+    assert!(
+        !datadir.join("mysnap").exists(),
+        "no mysnap/ directory in the datadir"
+    );
+
+    let again = dir.path().join("mysql2");
+    let out = restore_to(&again, &["--include-layout"]);
+    out.expect_code(0);
+    assert_eq!(
+        std::fs::read(again.join("ibdata1")).unwrap(),
+        b"system tablespace"
+    );
+    assert_eq!(
+        std::fs::read(redo.join("ib_logfile0")).unwrap(),
+        b"new redo"
+    );
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("redo.old-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the previous redo directory is kept");
+    assert_eq!(
+        std::fs::read(dir.path().join(&kept[0]).join("ib_logfile0")).unwrap(),
+        b"old redo"
+    );
 }

@@ -3,12 +3,16 @@
 //! members, decompressed in parallel), any other gzip (serially), or a
 //! plain tar.
 
+use crate::signals::{Interruptible, Signals};
 use gzp::deflate::Mgzip;
 use gzp::par::decompress::{ParDecompress, ParDecompressBuilder};
 use mysnap::error::IoContext;
 use mysnap::{child, Error, Exit, Result};
+use std::fs::File;
 use std::io::{self, Cursor, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, ChildStdout, Stdio};
+use std::sync::Arc;
 
 /// How the stream is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,15 +66,23 @@ pub struct Input {
 
 impl Input {
     /// Opens stdin, or starts COMMAND with its stdout piped to us.
-    pub fn open(command: Option<&[String]>, jobs: usize) -> Result<Input> {
-        let (raw, command): (Box<dyn Read + Send>, _) = match command {
-            None => (Box::new(io::stdin()), None),
+    /// Reading wakes up for a signal (see `Interruptible`).
+    pub fn open(command: Option<&[String]>, jobs: usize, signals: Arc<Signals>) -> Result<Input> {
+        let (file, command) = match command {
+            None => {
+                let stdin = io::stdin().as_fd().try_clone_to_owned().ctx("stdin")?;
+                (File::from(stdin), None)
+            }
             Some(argv) => {
                 let mut child = child::spawn(argv, Stdio::piped())?;
                 let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
-                (Box::new(stdout), Some((argv.to_vec(), child)))
+                (
+                    File::from(OwnedFd::from(stdout)),
+                    Some((argv.to_vec(), child)),
+                )
             }
         };
+        let raw: Box<dyn Read + Send> = Box::new(Interruptible { file, signals });
         let mut input = Input {
             decoder: Decoder::Plain(Cursor::new(Vec::new()).chain(Box::new(io::empty()))),
             command,

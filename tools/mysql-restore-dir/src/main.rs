@@ -23,9 +23,12 @@ use nix::unistd::{Gid, Uid, User};
 use replica::Coordinates;
 use server::Control;
 use signals::Signals;
+use std::cell::RefCell;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use swap::{Datadir, Names};
 use unpack::{Owner, Roots, Unpacked};
@@ -86,6 +89,11 @@ fn cli() -> Cli {
     );
     opts.optflag(
         "",
+        "in-place",
+        "stop the server first, then move DIR aside and unpack into it (longer downtime)",
+    );
+    opts.optflag(
+        "",
         "force",
         "restore over a non-datadir DIR, or a backup from a newer server",
     );
@@ -100,13 +108,21 @@ fn main() {
     // Signals are blocked before any thread starts, so every thread inherits it.
     let signals = Signals::block();
     mysnap::logging::exit(
-        signals.and_then(|signals| cli().parse().and_then(|args| run(args, &signals))),
+        signals.and_then(|signals| cli().parse().and_then(|args| run(args, signals))),
     );
 }
 
-struct Restore {
-    datadir: Datadir,
+/// A directory the restore replaces: the datadir, or one the archive's
+/// layout names (`--include-layout`).
+struct Target {
+    dir: Datadir,
     names: Names,
+}
+
+struct Restore {
+    datadir: Target,
+    /// Filled once the manifest has been read.
+    layout: Rc<RefCell<Vec<Target>>>,
     control: Control,
     connect: ConnectOptions,
     wait: Duration,
@@ -114,7 +130,7 @@ struct Restore {
     stamp: String,
 }
 
-fn run(args: Args, signals: &Signals) -> Result<()> {
+fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     args.operands(0, 0, "nothing")?;
     let dir = PathBuf::from(
         args.string("datadir")
@@ -123,23 +139,13 @@ fn run(args: Args, signals: &Signals) -> Result<()> {
     let control = control(&args)?;
     let wait = args.value("wait", Duration::from_secs(300), parse_duration)?;
     let jobs = args.number("jobs", 2, 1, 64)?;
+    let in_place = args.flag("in-place");
     let connect = ConnectOptions::from_args(&args, "mysql-restore-dir")?;
     let datadir = Datadir::inspect(&dir)?;
     check_target(&args, &datadir, &control)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let names = datadir.names(&stamp);
-    for taken in [&names.staging, &names.old] {
-        if fs::symlink_metadata(taken).is_ok() {
-            return Err(Error::new(
-                Exit::CantCreate,
-                format!(
-                    "{} already exists: remove or rename it, then retry",
-                    taken.display()
-                ),
-            ));
-        }
-    }
-    let owner = owner(&args, &datadir)?;
+    let datadir = Target::new(datadir, &stamp)?;
+    let owner = owner(&args, &datadir.dir)?;
     let target_version = match control {
         // The running server tells which version will open the data.
         Control::NoServer => None,
@@ -147,42 +153,273 @@ fn run(args: Args, signals: &Signals) -> Result<()> {
     };
     let restore = Restore {
         datadir,
-        names,
+        layout: Rc::new(RefCell::new(Vec::new())),
         control,
         connect,
         wait,
         owner,
         stamp,
     };
-
     let started = Instant::now();
-    let unpacked = match stage(&args, &restore, jobs, signals) {
-        Ok(unpacked) => unpacked,
-        Err(e) => {
-            restore.remove_staging();
-            return Err(e.context("nothing changed"));
-        }
+    let (unpacked, downtime) = if in_place {
+        restore.in_place(&args, jobs, &signals, target_version.as_deref())?
+    } else {
+        restore.staged(&args, jobs, &signals, target_version.as_deref())?
     };
-    let prepared = prepare(&args, &restore, &unpacked, target_version.as_deref());
-    if let Err(e) = prepared.and_then(|()| signals.check()) {
-        restore.remove_staging();
-        return Err(e.context("nothing changed"));
-    }
     log::info!(
-        files = unpacked.files, bytes = unpacked.bytes;
-        "staged and verified {} files, {} in {:.1}s ({})",
+        files = unpacked.files, bytes = unpacked.bytes, downtime_ms = downtime.as_millis() as u64;
+        "restored {} files, {} in {:.1}s ({}); the server answered after {:.1}s down",
         unpacked.files,
         format_size(unpacked.bytes),
         started.elapsed().as_secs_f64(),
-        format_rate(unpacked.bytes, started.elapsed())
-    );
-    let downtime = restore.swap_and_start()?;
-    log::info!(
-        downtime_ms = downtime.as_millis() as u64;
-        "server answered on the restored data; down for {:.1}s",
+        format_rate(unpacked.bytes, started.elapsed()),
         downtime.as_secs_f64()
     );
     report_coordinates(&args, unpacked.manifest.as_ref())
+}
+
+impl Target {
+    /// Refuses names that a previous restore left behind.
+    fn new(dir: Datadir, stamp: &str) -> Result<Target> {
+        let names = dir.names(stamp);
+        for taken in [&names.staging, &names.old] {
+            if fs::symlink_metadata(taken).is_ok() {
+                return Err(Error::new(
+                    Exit::CantCreate,
+                    format!(
+                        "{} already exists: remove or rename it, then retry",
+                        taken.display()
+                    ),
+                ));
+            }
+        }
+        Ok(Target { dir, names })
+    }
+}
+
+impl Restore {
+    /// The default order: unpack and verify beside DIR while the server
+    /// serves, then stop, swap, start.
+    fn staged(
+        &self,
+        args: &Args,
+        jobs: usize,
+        signals: &Arc<Signals>,
+        target_version: Option<&str>,
+    ) -> Result<(Unpacked, Duration)> {
+        let staging = &self.datadir.names.staging;
+        let unpacked = self
+            .stage(args, staging, jobs, signals)
+            .and_then(|u| {
+                prepare(args, staging, &self.datadir.dir.dir, &u, target_version)?;
+                signals.check()?;
+                Ok(u)
+            })
+            .map_err(|e| {
+                self.remove_staging();
+                e.context("nothing changed")
+            })?;
+        if let Err(e) = self.control.stop() {
+            self.remove_staging();
+            return Err(e.context("nothing changed"));
+        }
+        let down = Instant::now();
+        let kept = self.swap_all().map_err(|e| {
+            let restarted = self.start_and_wait();
+            self.remove_staging();
+            e.context(format!(
+                "swap failed, {} left as it was ({})",
+                self.datadir.dir.dir.display(),
+                describe_restart(restarted)
+            ))
+        })?;
+        self.start_or_roll_back(&kept)?;
+        Ok((unpacked, down.elapsed()))
+    }
+
+    /// --in-place: stop, move DIR aside, unpack into DIR, verify, start;
+    /// the previous data comes back on any failure.
+    fn in_place(
+        &self,
+        args: &Args,
+        jobs: usize,
+        signals: &Arc<Signals>,
+        target_version: Option<&str>,
+    ) -> Result<(Unpacked, Duration)> {
+        let (dir, names) = (&self.datadir.dir, &self.datadir.names);
+        self.control
+            .stop()
+            .map_err(|e| e.context("nothing changed"))?;
+        let down = Instant::now();
+        let kept = dir.move_aside(names).map_err(|e| {
+            e.context(format!(
+                "moving {} aside failed ({})",
+                dir.dir.display(),
+                describe_restart(self.start_and_wait())
+            ))
+        })?;
+        let unpacked = self.stage(args, &dir.dir, jobs, signals).and_then(|u| {
+            prepare(args, &dir.dir, &dir.dir, &u, target_version)?;
+            Ok(u)
+        });
+        let unpacked = match unpacked {
+            Ok(unpacked) => unpacked,
+            Err(e) => {
+                self.remove_staging();
+                let back = dir.swap_back(names, kept).and_then(|()| {
+                    fs::remove_dir_all(&names.failed)
+                        .ctx(format!("removing {}", names.failed.display()))
+                });
+                let state = match back {
+                    Ok(()) => format!("previous data back in {}", dir.dir.display()),
+                    Err(b) => format!("putting the previous data back failed too: {}", b.message()),
+                };
+                return Err(e.context(format!(
+                    "{state} ({})",
+                    describe_restart(self.start_and_wait())
+                )));
+            }
+        };
+        let mut kept = vec![kept];
+        for target in self.layout.borrow().iter() {
+            kept.push(target.dir.swap(&target.names)?);
+        }
+        self.start_or_roll_back(&kept)?;
+        Ok((unpacked, down.elapsed()))
+    }
+
+    /// Unpacks and verifies the archive under `root`.
+    fn stage(
+        &self,
+        args: &Args,
+        root: &Path,
+        jobs: usize,
+        signals: &Arc<Signals>,
+    ) -> Result<Unpacked> {
+        if root != self.datadir.dir.dir {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(root)
+                .map_err(|e| {
+                    Error::new(
+                        Exit::CantCreate,
+                        format!("creating {}: {e}", root.display()),
+                    )
+                })?;
+        }
+        let mut input = Input::open(args.command.as_deref(), jobs, signals.clone())?;
+        log::debug!("archive compression: {}", input.compression.name());
+        let include_layout = args.flag("include-layout");
+        let (stamp, layout) = (self.stamp.clone(), self.layout.clone());
+        let roots = Roots {
+            datadir: root.to_path_buf(),
+            layout: Box::new(move |manifest| {
+                layout_roots(manifest, include_layout, &stamp, &layout)
+            }),
+        };
+        let mut progress = Progress::new("unpacked", None);
+        let unpacked = unpack::unpack(&mut input, roots, self.owner, signals, &mut progress);
+        progress.finish();
+        let unpacked = match unpacked {
+            Ok(unpacked) => unpacked,
+            // A signal cuts the stream short: report the signal, not the cut.
+            Err(e) => return Err(input.fail(signals.check().err().unwrap_or(e))),
+        };
+        input.finish()?;
+        unpacked.verify(!args.flag("no-manifest"))?;
+        for target in self.layout.borrow().iter() {
+            swap::sync_filesystem(&target.names.staging)?;
+        }
+        Ok(unpacked)
+    }
+
+    fn remove_staging(&self) {
+        let _ = fs::remove_dir_all(&self.datadir.names.staging);
+        for target in self.layout.borrow().iter() {
+            let _ = fs::remove_dir_all(&target.names.staging);
+        }
+    }
+
+    /// Swaps the datadir and the layout directories. Signals stay blocked,
+    /// so a swap is never left half done. Returns, per target, whether it
+    /// had previous data to keep.
+    fn swap_all(&self) -> Result<Vec<bool>> {
+        let layout = self.layout.borrow();
+        let targets: Vec<&Target> = std::iter::once(&self.datadir)
+            .chain(layout.iter())
+            .collect();
+        let mut kept = Vec::new();
+        for target in &targets {
+            match target.dir.swap(&target.names) {
+                Ok(k) => kept.push(k),
+                Err(e) => {
+                    for (done, k) in targets.iter().zip(&kept) {
+                        let _ = done.dir.swap_back(&done.names, *k);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if let Some((uid, gid)) = self.owner.0 {
+            for target in &targets {
+                let dir = &target.dir.dir;
+                nix::unistd::chown(dir, Some(uid), Some(gid)).map_err(|e| {
+                    Error::new(Exit::IoErr, format!("chown {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        for (target, k) in targets.iter().zip(&kept) {
+            if *k {
+                log::info!("previous data kept in {}", target.names.old.display());
+            }
+        }
+        Ok(kept)
+    }
+
+    fn start_and_wait(&self) -> Result<()> {
+        self.control.start()?;
+        match self.control {
+            Control::NoServer => Ok(()),
+            _ => server::wait_ready(&self.connect, self.wait).map(|_| ()),
+        }
+    }
+
+    /// Starts the server on the restored data; when it does not come up,
+    /// sets the restored data aside, brings the previous data back and
+    /// starts the server on it.
+    fn start_or_roll_back(&self, kept: &[bool]) -> Result<()> {
+        let cause = match self.start_and_wait() {
+            Ok(()) => return Ok(()),
+            Err(cause) => cause,
+        };
+        let _ = self.control.stop();
+        let layout = self.layout.borrow();
+        let targets = std::iter::once(&self.datadir).chain(layout.iter());
+        for (target, k) in targets.zip(kept) {
+            if let Err(e) = target.dir.swap_back(&target.names, *k) {
+                return Err(Error::new(
+                    Exit::Software,
+                    format!(
+                        "{}; rolling back failed too: {}. Restored data: {}, previous: {}",
+                        cause.message(),
+                        e.message(),
+                        target.dir.dir.display(),
+                        target.names.old.display()
+                    ),
+                ));
+            }
+        }
+        Err(Error::new(
+            Exit::Unavailable,
+            format!(
+                "{}; rolled back: the restored data is in {}, the previous data is back in {} ({})",
+                cause.message(),
+                self.datadir.names.failed.display(),
+                self.datadir.dir.dir.display(),
+                describe_restart(self.start_and_wait())
+            ),
+        ))
+    }
 }
 
 /// Exactly one way to control the server.
@@ -251,44 +488,14 @@ fn owner(args: &Args, datadir: &Datadir) -> Result<Owner> {
     ))
 }
 
-/// Unpacks and verifies the archive into the staging directory.
-fn stage(args: &Args, restore: &Restore, jobs: usize, signals: &Signals) -> Result<Unpacked> {
-    let staging = &restore.names.staging;
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(staging)
-        .map_err(|e| {
-            Error::new(
-                Exit::CantCreate,
-                format!("creating {}: {e}", staging.display()),
-            )
-        })?;
-    let mut input = Input::open(args.command.as_deref(), jobs)?;
-    log::debug!("archive compression: {}", input.compression.name());
-    let include_layout = args.flag("include-layout");
-    let stamp = restore.stamp.clone();
-    let roots = Roots {
-        datadir: staging.clone(),
-        layout: Box::new(move |manifest| layout_roots(manifest, include_layout, &stamp)),
-    };
-    let mut progress = Progress::new("unpacked", None);
-    let unpacked = unpack::unpack(&mut input, roots, restore.owner, signals, &mut progress);
-    progress.finish();
-    let unpacked = match unpacked {
-        Ok(unpacked) => unpacked,
-        Err(e) => return Err(input.fail(e)),
-    };
-    input.finish()?;
-    unpacked.verify(!args.flag("no-manifest"))?;
-    Ok(unpacked)
-}
-
 /// Staging roots for the layout directories: beside each original, on its
-/// filesystem. None when they are only verified, not restored.
+/// filesystem (recorded in `targets` for the swap). None when they are
+/// only verified, not restored.
 fn layout_roots(
     manifest: &mysnap::archive::Manifest,
     include: bool,
     stamp: &str,
+    targets: &RefCell<Vec<Target>>,
 ) -> Result<Option<Vec<(String, PathBuf)>>> {
     if !include {
         if !manifest.layout.is_empty() {
@@ -307,26 +514,29 @@ fn layout_roots(
     }
     let mut roots = Vec::new();
     for entry in &manifest.layout {
-        let root = swap::sibling(Path::new(&entry.original), "restore", stamp);
+        let target = Target::new(Datadir::inspect(Path::new(&entry.original))?, stamp)?;
+        let staging = target.names.staging.clone();
         fs::DirBuilder::new()
             .mode(0o700)
-            .create(&root)
+            .create(&staging)
             .map_err(|e| {
                 Error::new(
                     Exit::CantCreate,
-                    format!("creating {}: {e}", root.display()),
+                    format!("creating {}: {e}", staging.display()),
                 )
             })?;
-        roots.push((entry.archived.clone(), root));
+        targets.borrow_mut().push(target);
+        roots.push((entry.archived.clone(), staging));
     }
     Ok(Some(roots))
 }
 
-/// Everything between a verified stage and the swap: version check,
-/// replica preparation, and making the staged data durable.
+/// Everything between a verified stage under `root` and the swap: version
+/// check, binlog index paths, replica preparation, and making the data durable.
 fn prepare(
     args: &Args,
-    restore: &Restore,
+    root: &Path,
+    datadir: &Path,
     unpacked: &Unpacked,
     target_version: Option<&str>,
 ) -> Result<()> {
@@ -348,9 +558,9 @@ fn prepare(
     let old_datadir = status
         .and_then(|s| s.pointer("/layout/datadir"))
         .and_then(|v| v.as_str());
-    replica::rewrite_indexes(&restore.names.staging, old_datadir, &restore.datadir.dir)?;
+    replica::rewrite_indexes(root, old_datadir, datadir)?;
     if args.flag("as-replica") {
-        let removed = replica::remove_cloned_state(&restore.names.staging)?;
+        let removed = replica::remove_cloned_state(root)?;
         log::info!(
             "as a replica: removed {}",
             if removed.is_empty() {
@@ -360,83 +570,8 @@ fn prepare(
             }
         );
     }
-    swap::sync_filesystem(&restore.names.staging)?;
-    swap::sync_dir(&restore.names.staging)
-}
-
-impl Restore {
-    fn remove_staging(&self) {
-        let _ = fs::remove_dir_all(&self.names.staging);
-    }
-
-    /// Stops the server, swaps, starts it. Returns the downtime. Signals
-    /// stay blocked throughout, so the swap is never left half done.
-    fn swap_and_start(&self) -> Result<Duration> {
-        let dir = self.datadir.dir.display().to_string();
-        if let Err(e) = self.control.stop() {
-            self.remove_staging();
-            return Err(e.context("nothing changed"));
-        }
-        let down = Instant::now();
-        let kept = match self.datadir.swap(&self.names) {
-            Ok(kept) => kept,
-            Err(e) => {
-                let restarted = self.control.start();
-                self.remove_staging();
-                return Err(e.context(format!(
-                    "swap failed, {dir} left as it was ({})",
-                    describe_restart(restarted)
-                )));
-            }
-        };
-        if let Some((uid, gid)) = self.owner.0 {
-            nix::unistd::chown(&self.datadir.dir, Some(uid), Some(gid))
-                .map_err(|e| Error::new(Exit::IoErr, format!("chown {dir}: {e}")))?;
-        }
-        if kept {
-            log::info!("previous data kept in {}", self.names.old.display());
-        }
-        let started = self.control.start().and_then(|()| match self.control {
-            Control::NoServer => Ok(String::new()),
-            _ => server::wait_ready(&self.connect, self.wait),
-        });
-        match started {
-            Ok(_) => Ok(down.elapsed()),
-            Err(e) => Err(self.roll_back(e, kept)),
-        }
-    }
-
-    /// The server did not come up on the restored data: set it aside,
-    /// bring the previous data back, start the server on it.
-    fn roll_back(&self, cause: Error, kept: bool) -> Error {
-        let failed = self.names.failed.display();
-        let _ = self.control.stop();
-        if let Err(e) = self.datadir.swap_back(&self.names, kept) {
-            return Error::new(
-                Exit::Software,
-                format!(
-                    "{}; rolling back failed too: {}. Restored data: {}, previous: {}",
-                    cause.message(),
-                    e.message(),
-                    self.datadir.dir.display(),
-                    self.names.old.display()
-                ),
-            );
-        }
-        let restarted = self.control.start().and_then(|()| match self.control {
-            Control::NoServer => Ok(String::new()),
-            _ => server::wait_ready(&self.connect, self.wait),
-        });
-        Error::new(
-            Exit::Unavailable,
-            format!(
-                "{}; rolled back: the restored data is in {failed}, the previous data is back in {} ({})",
-                cause.message(),
-                self.datadir.dir.display(),
-                describe_restart(restarted.map(|_| ()))
-            ),
-        )
-    }
+    swap::sync_filesystem(root)?;
+    swap::sync_dir(root)
 }
 
 fn describe_restart(result: Result<()>) -> String {

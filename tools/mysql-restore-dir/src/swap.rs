@@ -10,7 +10,7 @@
 use mysnap::error::IoContext;
 use mysnap::{Error, Exit, Result};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Entries of a mount-point DIR that the swap leaves where they are.
@@ -128,6 +128,27 @@ impl Datadir {
             rename(&names.staging, &self.dir)?;
             sync_dir(self.dir.parent().unwrap_or(Path::new("/")))?;
         }
+        Ok(kept)
+    }
+
+    /// For --in-place: keeps DIR's data as `names.old` and leaves DIR empty
+    /// (created when missing) to unpack into. Returns whether there was
+    /// previous data to keep; `swap_back` undoes it.
+    pub fn move_aside(&self, names: &Names) -> Result<bool> {
+        let kept = self.exists && !self.empty;
+        if kept && self.mount_point {
+            fs::create_dir(&names.old).ctx(format!("creating {}", names.old.display()))?;
+            move_entries(&self.dir, &names.old)?;
+        } else if kept {
+            rename(&self.dir, &names.old)?;
+        }
+        if !self.dir.exists() {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&self.dir)
+                .ctx(format!("creating {}", self.dir.display()))?;
+        }
+        sync_dir(self.dir.parent().unwrap_or(Path::new("/")))?;
         Ok(kept)
     }
 

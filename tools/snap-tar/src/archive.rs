@@ -320,3 +320,65 @@ impl Read for Reader<'_, '_> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An open scratch file of `len` bytes, already unlinked; its former
+    /// path serves for messages.
+    fn file_of(len: usize) -> (PathBuf, File) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("snap-tar-archive-{}-{n}", std::process::id()));
+        std::fs::write(&path, vec![b'x'; len]).unwrap();
+        let file = File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        (path, file)
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_header_fails_as_changed() {
+        let (path, file) = file_of(10);
+        // The header announced 20 bytes: the file shrank after it was listed.
+        let mut data = FileData::new(&file, &path, vec![], 20);
+        let mut buf = [0u8; 64];
+        assert_eq!(data.read(&mut buf).unwrap(), 10);
+        assert!(data.read(&mut buf).is_err());
+        let failure = data.failure.unwrap();
+        assert_eq!(failure.code(), 65);
+        assert!(failure.message().contains("changed while it was archived"));
+    }
+
+    #[test]
+    fn holes_are_hashed_as_zeros() {
+        let (path, file) = file_of(512);
+        let map = vec![
+            sparse::Segment {
+                offset: 0,
+                len: 512,
+            },
+            sparse::Segment {
+                offset: 4096,
+                len: 0,
+            },
+        ];
+        let mut data = FileData::new(&file, &path, map, 4096);
+        let mut buf = [0u8; 4096];
+        let mut stored = 0;
+        loop {
+            match data.read(&mut buf).unwrap() {
+                0 => break,
+                n => stored += n,
+            }
+        }
+        assert_eq!(stored, 512, "only the data run is stored");
+        let mut whole = vec![b'x'; 512];
+        whole.resize(4096, 0);
+        assert_eq!(
+            hex::encode(data.hasher.finalize()),
+            hex::encode(Sha256::digest(&whole))
+        );
+    }
+}

@@ -5,7 +5,7 @@ CARGO ?= cargo
 MYSNAP_CACHE ?= $(HOME)/.cache/mysnap
 export MYSNAP_CACHE
 
-TOOLS := s3-put s3-get mysql-lock-hold snap-tar
+TOOLS := s3-put s3-get mysql-lock-hold snap-tar lvm-snap
 MAN1 := $(TOOLS:%=man/%.1)
 
 .PHONY: all build test deps bench demo install clean
@@ -29,7 +29,7 @@ bench: deps build
 	bench/tar.sh
 
 demo: build
-	tests/setup.sh s3s
+	tests/setup.sh vm
 	tests/demo.sh
 
 install: build

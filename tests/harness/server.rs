@@ -13,7 +13,8 @@ fn cache_dir() -> PathBuf {
     }
 }
 
-fn installed(relative: &str) -> PathBuf {
+/// A program tests/setup.sh installed under the cache directory.
+pub fn installed(relative: &str) -> PathBuf {
     let path = cache_dir().join(relative);
     assert!(
         path.exists(),

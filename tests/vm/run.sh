@@ -105,6 +105,7 @@ fi
 # Without udev LVM makes its device nodes itself and must not wait for udev.
 printf 'activation {\n udev_sync = 0\n udev_rules = 0\n}\ndevices {\n obtain_device_list_from_udev = 0\n}\n' > $r/etc/lvm/lvmlocal.conf
 mount -t cgroup2 cgroup2 $r/sys/fs/cgroup 2>/dev/null
+ip link set lo up   # servers on loopback (S3, MariaDB over TCP)
 # The kernel's module autoloading (mount -t xfs, dmsetup) uses the root's modprobe.
 printf '#!/bin/sh\nexec chroot /root /sbin/modprobe "$@"\n' > /bin/root-modprobe && chmod +x /bin/root-modprobe
 echo /bin/root-modprobe > $r/proc/sys/kernel/modprobe

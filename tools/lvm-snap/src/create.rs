@@ -92,19 +92,24 @@ pub struct Planned {
 
 /// Checks the request against the groups' reports (None: no such group)
 /// before anything changes.
-pub fn plan(request: &Request, groups: &BTreeMap<String, Option<Vec<Volume>>>) -> Result<Vec<Planned>> {
+pub fn plan(
+    request: &Request,
+    groups: &BTreeMap<String, Option<Vec<Volume>>>,
+) -> Result<Vec<Planned>> {
     let mut planned: Vec<Planned> = Vec::new();
     for origin_name in &request.origins {
         let volumes = groups
             .get(&origin_name.vg)
             .and_then(Option::as_ref)
             .ok_or_else(|| {
-                Error::new(Exit::NoInput, format!("no volume group '{}'", origin_name.vg))
+                Error::new(
+                    Exit::NoInput,
+                    format!("no volume group '{}'", origin_name.vg),
+                )
             })?;
         let find = |name: &Name| volumes.iter().find(|v| v.name == *name);
-        let origin = find(origin_name).ok_or_else(|| {
-            Error::new(Exit::NoInput, format!("no logical volume {origin_name}"))
-        })?;
+        let origin = find(origin_name)
+            .ok_or_else(|| Error::new(Exit::NoInput, format!("no logical volume {origin_name}")))?;
         if origin.is_snapshot() {
             return Err(Error::new(
                 Exit::DataErr,
@@ -119,7 +124,10 @@ pub fn plan(request: &Request, groups: &BTreeMap<String, Option<Vec<Volume>>>) -
         }
         let snapshot = request.snapshot_name(origin_name);
         if !lvm::valid_name(&snapshot.lv) {
-            return Err(Error::usage(format!("'{}' is not a valid LVM name", snapshot.lv)));
+            return Err(Error::usage(format!(
+                "'{}' is not a valid LVM name",
+                snapshot.lv
+            )));
         }
         if planned.iter().any(|p| p.snapshot == snapshot) {
             return Err(Error::usage(format!(
@@ -155,14 +163,24 @@ pub fn plan(request: &Request, groups: &BTreeMap<String, Option<Vec<Volume>>>) -
         });
     }
     for (vg, volumes) in groups {
-        check_space(request.size, vg, volumes.as_deref().unwrap_or_default(), &planned)?;
+        check_space(
+            request.size,
+            vg,
+            volumes.as_deref().unwrap_or_default(),
+            &planned,
+        )?;
     }
     Ok(planned)
 }
 
 /// The group must have room for its new snapshots (counting what the ones
 /// they replace give back); if not, say how much is free and how much needed.
-fn check_space(size: SnapshotSize, vg: &str, volumes: &[Volume], planned: &[Planned]) -> Result<()> {
+fn check_space(
+    size: SnapshotSize,
+    vg: &str,
+    volumes: &[Volume],
+    planned: &[Planned],
+) -> Result<()> {
     let planned: Vec<&Planned> = planned.iter().filter(|p| p.origin.vg == vg).collect();
     let Some(group) = volumes.first() else {
         return Ok(());
@@ -179,7 +197,12 @@ fn check_space(size: SnapshotSize, vg: &str, volumes: &[Volume], planned: &[Plan
     }
     let each: Vec<String> = planned
         .iter()
-        .map(|p| format!("{}: {size} = {}", p.snapshot, format_size(p.bytes)))
+        .map(|p| match size {
+            SnapshotSize::Bytes(_) => format!("{}: {}", p.snapshot, format_size(p.bytes)),
+            SnapshotSize::PercentOfOrigin(_) => {
+                format!("{}: {size} = {}", p.snapshot, format_size(p.bytes))
+            }
+        })
         .collect();
     Err(Error::new(
         Exit::CantCreate,
@@ -223,7 +246,9 @@ pub fn create(request: &Request, signals: &mut Signals) -> Result<Vec<Name>> {
         });
         if let Err(e) = made {
             undo(&created);
-            return Err(e);
+            // lvcreate takes SIGTERM while it waits for the group's lock
+            // (before it has suspended anything) and gives up: say why.
+            return Err(signals.check().err().unwrap_or(e));
         }
         created.push(p.snapshot.clone());
     }
@@ -250,7 +275,10 @@ mod tests {
     fn groups(fixture: &str) -> BTreeMap<String, Option<Vec<Volume>>> {
         let path = format!("{}/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
         let volumes = lvm::parse_report(&std::fs::read(path).unwrap()).unwrap();
-        BTreeMap::from([("vg0".to_string(), Some(volumes)), ("vg9".to_string(), None)])
+        BTreeMap::from([
+            ("vg0".to_string(), Some(volumes)),
+            ("vg9".to_string(), None),
+        ])
     }
 
     fn request(origins: &[&str], name: Option<&str>, size: &str) -> Request {
@@ -265,7 +293,10 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(SnapshotSize::parse("10G").unwrap(), SnapshotSize::Bytes(10 << 30));
+        assert_eq!(
+            SnapshotSize::parse("10G").unwrap(),
+            SnapshotSize::Bytes(10 << 30)
+        );
         assert_eq!(
             SnapshotSize::parse("20%origin").unwrap(),
             SnapshotSize::PercentOfOrigin(20)
@@ -287,13 +318,20 @@ mod tests {
         let groups = groups("lvs-fresh.json");
         let one = plan(&request(&["vg0/my-logs"], Some("nightly"), "8M"), &groups).unwrap();
         assert_eq!(one[0].snapshot.to_string(), "vg0/nightly");
-        let several = plan(&request(&["vg0/data", "vg0/my-logs"], Some("nightly"), "8M"), &groups).unwrap();
+        let several = plan(
+            &request(&["vg0/data", "vg0/my-logs"], Some("nightly"), "8M"),
+            &groups,
+        )
+        .unwrap();
         let names: Vec<String> = several.iter().map(|p| p.snapshot.to_string()).collect();
         assert_eq!(names, ["vg0/nightly-data", "vg0/nightly-my-logs"]);
         let default = plan(&request(&["vg0/my-logs"], None, "8M"), &groups).unwrap();
         assert_eq!(default[0].snapshot.to_string(), "vg0/my-logs-snap");
         // In this report vg0/my-logs is not active.
-        let inactive = plan(&request(&["vg0/my-logs"], None, "8M"), &self::groups("lvs-inactive.json"));
+        let inactive = plan(
+            &request(&["vg0/my-logs"], None, "8M"),
+            &self::groups("lvs-inactive.json"),
+        );
         assert_eq!(inactive.unwrap_err().code(), 66);
     }
 
@@ -307,7 +345,8 @@ mod tests {
         replace.replace = true;
         let planned = plan(&replace, &groups).unwrap();
         assert_eq!(planned[0].replaces.as_ref().unwrap().name.lv, "data-snap");
-        let origin_name = plan(&request(&["vg0/data"], Some("my-logs"), "8M"), &groups).unwrap_err();
+        let origin_name =
+            plan(&request(&["vg0/data"], Some("my-logs"), "8M"), &groups).unwrap_err();
         assert_eq!(origin_name.code(), 73);
         assert!(origin_name.message().contains("is not a snapshot"));
     }
@@ -317,7 +356,11 @@ mod tests {
         let groups = groups("lvs-fresh.json");
         // 612 MiB free: 600 MiB fits, 616 MiB does not.
         plan(&request(&["vg0/my-logs"], None, "600M"), &groups).unwrap();
-        let short = plan(&request(&["vg0/data", "vg0/my-logs"], Some("s"), "308M"), &groups).unwrap_err();
+        let short = plan(
+            &request(&["vg0/data", "vg0/my-logs"], Some("s"), "308M"),
+            &groups,
+        )
+        .unwrap_err();
         assert_eq!(short.code(), 73);
         assert!(
             short.message().contains("612.0 MiB free, 616.0 MiB needed"),
@@ -332,10 +375,28 @@ mod tests {
     #[test]
     fn refuses_snapshots_of_snapshots_and_missing_volumes() {
         let groups = groups("lvs-fresh.json");
-        assert_eq!(plan(&request(&["vg0/data-snap"], Some("x"), "8M"), &groups).unwrap_err().code(), 65);
-        assert_eq!(plan(&request(&["vg0/nosuch"], None, "8M"), &groups).unwrap_err().code(), 66);
-        assert_eq!(plan(&request(&["vg9/data"], None, "8M"), &groups).unwrap_err().code(), 66);
-        let twice = plan(&request(&["vg0/my-logs", "vg0/my-logs"], None, "8M"), &groups);
+        assert_eq!(
+            plan(&request(&["vg0/data-snap"], Some("x"), "8M"), &groups)
+                .unwrap_err()
+                .code(),
+            65
+        );
+        assert_eq!(
+            plan(&request(&["vg0/nosuch"], None, "8M"), &groups)
+                .unwrap_err()
+                .code(),
+            66
+        );
+        assert_eq!(
+            plan(&request(&["vg9/data"], None, "8M"), &groups)
+                .unwrap_err()
+                .code(),
+            66
+        );
+        let twice = plan(
+            &request(&["vg0/my-logs", "vg0/my-logs"], None, "8M"),
+            &groups,
+        );
         assert_eq!(twice.unwrap_err().code(), 64);
     }
 }

@@ -103,7 +103,11 @@ mod tests {
 
     #[test]
     fn hidden_layers_resume_first() {
-        let origin = format!("LVM-{}{}", VG_UUID.replace('-', ""), "Urtigb3NpvLM35CZogGnIb3ioSvzBdSQ");
+        let origin = format!(
+            "LVM-{}{}",
+            VG_UUID.replace('-', ""),
+            "Urtigb3NpvLM35CZogGnIb3ioSvzBdSQ"
+        );
         let info = format!("{origin}:Suspended\n{origin}-real:Suspended\n{origin}-cow:Active\n");
         let found = suspended(&info, VG_UUID);
         assert_eq!(found, [format!("{origin}-real"), origin]);

@@ -130,9 +130,7 @@ impl Volume {
 
     /// An overflowed snapshot: its contents are lost.
     pub fn is_invalid(&self) -> bool {
-        self.snapshot_invalid
-            || self.attr.starts_with('S')
-            || self.attr.chars().nth(4) == Some('I')
+        self.snapshot_invalid || self.attr.starts_with('S') || self.attr.chars().nth(4) == Some('I')
     }
 
     pub fn is_active(&self) -> bool {
@@ -344,7 +342,12 @@ mod tests {
 
     #[test]
     fn a_report_that_is_not_json_is_an_error() {
-        assert_eq!(parse_report(b"  Volume group not found").unwrap_err().code(), 70);
+        assert_eq!(
+            parse_report(b"  Volume group not found")
+                .unwrap_err()
+                .code(),
+            70
+        );
         let empty = br#"{"report": [{"lv": []}]}"#;
         assert!(parse_report(empty).unwrap().is_empty());
     }
@@ -353,8 +356,13 @@ mod tests {
     fn names() {
         let name = Name::parse("vg0/mysql").unwrap();
         assert_eq!((name.vg.as_str(), name.lv.as_str()), ("vg0", "mysql"));
-        assert_eq!(Name::parse("/dev/vg0/my-logs").unwrap().to_string(), "vg0/my-logs");
-        for bad in ["mysql", "vg0/", "/mysql", "vg0/a/b", "vg0/-x", "vg0/a b", "vg0/.."] {
+        assert_eq!(
+            Name::parse("/dev/vg0/my-logs").unwrap().to_string(),
+            "vg0/my-logs"
+        );
+        for bad in [
+            "mysql", "vg0/", "/mysql", "vg0/a/b", "vg0/-x", "vg0/a b", "vg0/..",
+        ] {
             assert_eq!(Name::parse(bad).unwrap_err().code(), 64, "{bad}");
         }
         assert!(valid_token("4f6c2e0d9b8a47c1a3e5f7d9b1c3e5f7"));

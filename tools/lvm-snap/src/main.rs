@@ -22,7 +22,8 @@ const SYNOPSIS: &str = "lvm-snap [OPTIONS] create VG/LV [VG/LV...]
        lvm-snap [OPTIONS] status VG/SNAP
        lvm-snap [OPTIONS] remove [VG/SNAP...]
        lvm-snap [OPTIONS] run VG/LV -- COMMAND [ARGS...]";
-const ABOUT: &str = "create: snapshots the volumes (fast enough to run under mysql-lock-hold), tagged
+const ABOUT: &str =
+    "create: snapshots the volumes (fast enough to run under mysql-lock-hold), tagged
   with the run's token, and prints their device paths.
 mount: mounts a snapshot read-only with the options its filesystem needs.
 status: says how full a snapshot is; exits 65 if it overflowed.
@@ -71,7 +72,11 @@ fn main() {
 }
 
 fn dispatch(args: Args, signals: &mut Signals) -> Result<()> {
-    let operands = args.operands(1, usize::MAX, "a subcommand: create, mount, status, remove or run")?;
+    let operands = args.operands(
+        1,
+        usize::MAX,
+        "a subcommand: create, mount, status, remove or run",
+    )?;
     let (subcommand, operands) = operands.split_first().expect("one operand at least");
     let allowed: &[&str] = match subcommand.as_str() {
         "create" | "run" => &["name", "size", "tag", "replace"],
@@ -139,7 +144,13 @@ fn count(args: &Args, operands: &[String], min: usize, max: usize, what: &str) -
     Ok(())
 }
 
-fn names(args: &Args, operands: &[String], min: usize, max: usize, what: &str) -> Result<Vec<Name>> {
+fn names(
+    args: &Args,
+    operands: &[String],
+    min: usize,
+    max: usize,
+    what: &str,
+) -> Result<Vec<Name>> {
     count(args, operands, min, max, what)?;
     operands.iter().map(|o| Name::parse(o)).collect()
 }
@@ -157,9 +168,11 @@ fn check_token(args: &Args, token: &str) -> Result<()> {
 /// --tag or systemd's $INVOCATION_ID.
 fn request(args: &Args, origins: Vec<Name>) -> Result<Request> {
     let mut tags = vec![lvm::TAG.to_string()];
-    let token = args
-        .string("tag")
-        .or_else(|| std::env::var("INVOCATION_ID").ok().filter(|t| !t.is_empty()));
+    let token = args.string("tag").or_else(|| {
+        std::env::var("INVOCATION_ID")
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
     if let Some(token) = token {
         check_token(args, &token)?;
         tags.push(lvm::run_tag(&token));
@@ -212,10 +225,13 @@ fn status(name: &Name) -> Result<()> {
 fn mount_snapshot(name: &Name, dir: &Path) -> Result<()> {
     let snapshot = snapshot(name)?;
     if snapshot.is_invalid() {
-        return Err(Error::new(Exit::DataErr, format!("{name} overflowed: not mounting it")));
+        return Err(Error::new(
+            Exit::DataErr,
+            format!("{name} overflowed: not mounting it"),
+        ));
     }
     let fs = mount::mount(Path::new(&snapshot.path()), dir)?;
-    log::info!("mounted {name} ({fs:?}) read-only on {}", dir.display());
+    log::info!("mounted {name} ({fs}) read-only on {}", dir.display());
     println!("{}", dir.display());
     Ok(())
 }

@@ -51,6 +51,12 @@ impl Filesystem {
     }
 }
 
+impl std::fmt::Display for Filesystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.mount_options().0)
+    }
+}
+
 /// Mounts `device` on `dir`, read-only, without devices or setuid.
 pub fn mount(device: &Path, dir: &Path) -> Result<Filesystem> {
     if is_mount_point(dir)? {
@@ -122,7 +128,10 @@ fn unescape(field: &str) -> String {
     let mut rest = field;
     while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
-        match rest.get(at + 1..at + 4).and_then(|o| u8::from_str_radix(o, 8).ok()) {
+        match rest
+            .get(at + 1..at + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok())
+        {
             Some(byte) => {
                 out.push(byte as char);
                 rest = &rest[at + 4..];
@@ -194,7 +203,9 @@ mod tests {
         std::fs::remove_dir(&dir).unwrap();
         assert!(!inside);
         assert_eq!(
-            is_mount_point(Path::new("/nonexistent/dir")).unwrap_err().code(),
+            is_mount_point(Path::new("/nonexistent/dir"))
+                .unwrap_err()
+                .code(),
             66
         );
     }

@@ -21,9 +21,8 @@ pub fn run(request: Request, command: &[String], signals: &mut Signals) -> Resul
         volume
     } else {
         let made = create::create(&request, signals)?;
-        lvm::find(&made[0])?.ok_or_else(|| {
-            Error::new(Exit::Software, format!("{} vanished once made", made[0]))
-        })?
+        lvm::find(&made[0])?
+            .ok_or_else(|| Error::new(Exit::Software, format!("{} vanished once made", made[0])))?
     };
     let outcome = use_snapshot(&snapshot, command, signals);
     let removed = remove::remove_snapshot(&snapshot);
@@ -48,11 +47,7 @@ fn use_snapshot(snapshot: &Volume, command: &[String], signals: &mut Signals) ->
     signals.check()?;
     let dir = private_dir()?;
     let outcome = mount::mount(Path::new(&snapshot.path()), &dir).and_then(|fs| {
-        log::info!(
-            "mounted {} ({fs:?}) on {}",
-            snapshot.name,
-            dir.display()
-        );
+        log::info!("mounted {} ({fs}) on {}", snapshot.name, dir.display());
         let ran = run_command(&dir, command, signals);
         let checked = check_overflow(&snapshot.name);
         let unmounted = mount::unmount(&dir);

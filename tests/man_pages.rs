@@ -5,7 +5,13 @@ use mysnap_tests::tool::tool;
 use std::path::PathBuf;
 use std::process::Command;
 
-const TOOLS: [&str; 5] = ["s3-put", "s3-get", "mysql-lock-hold", "snap-tar", "lvm-snap"];
+const TOOLS: [&str; 5] = [
+    "s3-put",
+    "s3-get",
+    "mysql-lock-hold",
+    "snap-tar",
+    "lvm-snap",
+];
 
 fn page(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../man/{name}.1"))

@@ -38,6 +38,9 @@ fn can_run() -> bool {
 
 /// A fresh datadir made on the host, where it takes a second, not twenty.
 fn seed_datadir(dir: &Path) -> PathBuf {
+    // Two installs at once failed now and then: one at a time.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let seed = dir.join("seed");
     let out = Command::new("mariadb-install-db")
         .args([

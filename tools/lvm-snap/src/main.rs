@@ -235,3 +235,45 @@ fn mount_snapshot(name: &Name, dir: &Path) -> Result<()> {
     println!("{}", dir.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exit code of a command line that must fail before touching LVM.
+    fn code(argv: &[&str]) -> i32 {
+        let argv = argv.iter().map(|a| a.to_string()).collect();
+        let mut signals = Signals::block().unwrap();
+        let result = cli()
+            .parse_from(argv)
+            .and_then(|args| dispatch(args, &mut signals));
+        result.unwrap_err().code()
+    }
+
+    #[test]
+    fn usage_errors_exit_64_before_lvm_runs() {
+        for argv in [
+            &[][..],
+            &["bogus"],
+            &["mount", "vg0/snap"],
+            &["mount", "vg0/snap", "/mnt", "extra"],
+            &["status"],
+            &["status", "vg0/a", "vg0/b"],
+            &["status", "--size", "1G", "vg0/snap"],
+            &["mount", "--replace", "vg0/snap", "/mnt"],
+            &["remove", "--name", "x", "vg0/snap"],
+            &["remove"],
+            &["run", "vg0/data"],
+            &["run", "vg0/a", "vg0/b", "--", "true"],
+            &["create", "vg0/data", "--", "true"],
+            &["create"],
+            &["create", "data"],
+            &["create", "vg0/data", "--size", "0"],
+            &["create", "vg0/data", "--size", "150%ORIGIN"],
+            &["create", "vg0/data", "--tag", "two words"],
+            &["remove", "--tag", "", "vg0/snap"],
+        ] {
+            assert_eq!(code(argv), 64, "{argv:?}");
+        }
+    }
+}

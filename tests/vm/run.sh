@@ -141,7 +141,7 @@ FailureAction=poweroff-immediate
 [Service]
 Type=exec
 ExecStart=/bin/bash /vmctl/command.sh
-ExecStopPost=/bin/sh -c 'echo "$EXIT_STATUS" > /vmctl/status'
+ExecStopPost=/bin/sh -c 'echo "$EXIT_STATUS" > /vmctl/status; echo 0 > /proc/sys/kernel/printk'
 StandardOutput=tty
 StandardError=tty
 TTYPath=/dev/console

@@ -7,6 +7,7 @@
 use mysnap_tests::mariadb::Mariadb;
 use mysnap_tests::server::S3Server;
 use mysnap_tests::tool::{finish, run, spawn, tool, Output};
+use mysnap_tests::vm;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -595,4 +596,22 @@ fn layout_files_go_back_where_they_came_from_with_include_layout() {
         std::fs::read(dir.path().join(&kept[0]).join("ib_logfile0")).unwrap(),
         b"old redo"
     );
+}
+
+/// On most database hosts DIR is an LV mounted at DIR, which cannot be
+/// renamed, and the server is a systemd service: both are real in the VM.
+#[test]
+fn restores_onto_a_mounted_lv_through_systemd_in_the_vm() {
+    if !vm::can_run() {
+        return;
+    }
+    let backup = backup();
+    let work = tempfile::tempdir().unwrap();
+    let seed = vm::seed_datadir(work.path());
+    let archive = work.path().join("backup.tar.gz");
+    std::fs::write(&archive, &backup.archive).unwrap();
+    let rows = SOURCE_ROWS.to_string();
+    let args = [seed.as_os_str(), archive.as_os_str(), rows.as_ref()];
+    let options = ["--systemd", "--disk", "2G", "--timeout", "900"];
+    vm::run_checks(&options, "restore.sh", &args, 8);
 }

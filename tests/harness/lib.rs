@@ -1,6 +1,6 @@
 //! The test bed: real S3 servers on loopback (s3s-fs and moto, both
-//! enforcing SigV4), a fault-injecting proxy in front of them, and a runner
-//! for the built tools.
+//! enforcing SigV4), a fault-injecting proxy in front of them, a runner
+//! for the built tools, MariaDB servers, and the VM test bed.
 //!
 //! A missing server binary is a failure, not a skip: `make test` installs
 //! them (tests/setup.sh).
@@ -9,6 +9,7 @@ pub mod mariadb;
 pub mod proxy;
 pub mod server;
 pub mod tool;
+pub mod vm;
 
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};

@@ -5,8 +5,8 @@
 
 use mysnap::{Error, Exit, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::SignalFd;
 use std::os::fd::AsFd;
 use std::process::{Child, ExitStatus};
 
@@ -21,16 +21,9 @@ const STOPPING: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 impl Signals {
     /// Call first thing in main, before any thread starts.
     pub fn block() -> Result<Signals> {
-        let mut mask = SigSet::empty();
-        for signal in STOPPING.into_iter().chain([Signal::SIGCHLD]) {
-            mask.add(signal);
-        }
-        mask.thread_block()
-            .and_then(|()| {
-                SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            })
-            .map(|fd| Signals { fd, received: None })
-            .map_err(|e| Error::new(Exit::Software, format!("cannot block signals: {e}")))
+        let signals: Vec<Signal> = STOPPING.into_iter().chain([Signal::SIGCHLD]).collect();
+        let fd = mysnap::signals::block(&signals)?;
+        Ok(Signals { fd, received: None })
     }
 
     /// The next signal that has arrived, without waiting; a stopping one is

@@ -221,16 +221,18 @@ nightly() {
     say "\$ mysql-lock-hold --status-file $w/db1.json -- lvm-snap create vg0/db --name db-snap"
     mysql-lock-hold --no-defaults -S $w/live.sock -u root --status-file $w/db1.json -- \
         lvm-snap create vg0/db --name db-snap || return 1
-    say "\$ s3-put s3://demo/db1/%Y%m%dT%H%M%SZ.tar.gz -- lvm-snap run vg0/db-snap -- snap-tar --status-file $w/db1.json ."
+    say "\$ s3-put s3://demo/db1/%Y%m%dT%H%M%SZ.tar.gz -- lvm-snap run vg0/db-snap -- snap-tar --status-file $w/db1.json mysql"
     s3-put s3://demo/db1/%Y%m%dT%H%M%SZ.tar.gz -- \
-        lvm-snap run vg0/db-snap -- snap-tar --status-file $w/db1.json . || return 1
+        lvm-snap run vg0/db-snap -- snap-tar --status-file $w/db1.json mysql || return 1
     say "\$ lvm-snap remove vg0/db-snap"
     lvm-snap remove vg0/db-snap
     kill $writer
-    say "\$ s3-get --latest s3://demo/db1/ | tar -tzf - | sed -n 1,3p"
-    s3-get --latest s3://demo/db1/ | tar -tzf - | sed -n 1,3p
-    say "the archive's manifest: $(s3-get --latest s3://demo/db1/ | tar -xzOf - mysnap/manifest.json |
-        python3 -c 'import json, sys; s = json.load(sys.stdin)["status"]; print("binlog %s:%s, gtid %s, lock held %s ms" % (s["binlog_file"], s["binlog_pos"], s["gtid"], s["lock_hold_ms"]))')"
+    say "\$ mysql-restore-dir --no-server --datadir /srv/scratch/mysql -- s3-get --latest s3://demo/db1/"
+    mysql-restore-dir --no-defaults --no-server --datadir /srv/scratch/mysql -- \
+        s3-get --latest s3://demo/db1/ || return 1
+    start_server /srv/scratch/mysql restored || return 1
+    say "restored server: $(sql $w/restored.sock 'SELECT COUNT(*) FROM orders') orders (the live one has $(sql $w/live.sock 'SELECT COUNT(*) FROM orders') by now)"
+    stop_server restored
     stop_server live
 }
 

@@ -166,14 +166,18 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     } else {
         restore.staged(&args, jobs, &signals, target_version.as_deref())?
     };
+    let server = match restore.control {
+        Control::NoServer => "no server to start".to_string(),
+        _ => format!("the server answered after {:.1}s down", downtime.as_secs_f64()),
+    };
     log::info!(
         files = unpacked.files, bytes = unpacked.bytes, downtime_ms = downtime.as_millis() as u64;
-        "restored {} files, {} in {:.1}s ({}); the server answered after {:.1}s down",
+        "restored {} files, {} into {} in {:.1}s ({}); {server}",
         unpacked.files,
         format_size(unpacked.bytes),
+        restore.datadir.dir.dir.display(),
         started.elapsed().as_secs_f64(),
         format_rate(unpacked.bytes, started.elapsed()),
-        downtime.as_secs_f64()
     );
     report_coordinates(&args, unpacked.manifest.as_ref())
 }

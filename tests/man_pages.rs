@@ -5,12 +5,13 @@ use mysnap_tests::tool::tool;
 use std::path::PathBuf;
 use std::process::Command;
 
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "s3-put",
     "s3-get",
     "mysql-lock-hold",
     "snap-tar",
     "lvm-snap",
+    "mysql-restore-dir",
 ];
 
 fn page(name: &str) -> PathBuf {

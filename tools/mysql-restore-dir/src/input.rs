@@ -143,6 +143,23 @@ impl Input {
     }
 }
 
+/// gzp's parallel decoder, dropped while its reader thread holds an error
+/// (a cut stream, a signal), re-raises that error as a panic without a
+/// message; and joining a thread that waits on a stalled pipe would hang.
+/// `finish` has joined it on success; on every other path the process is
+/// about to exit, so the decoder is left alone.
+impl Drop for Input {
+    fn drop(&mut self) {
+        let decoder = std::mem::replace(
+            &mut self.decoder,
+            Decoder::Plain(Cursor::new(Vec::new()).chain(Box::new(io::empty()))),
+        );
+        if let Decoder::Parallel(decoder) = decoder {
+            std::mem::forget(decoder);
+        }
+    }
+}
+
 impl Read for Input {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.decoder {

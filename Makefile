@@ -5,7 +5,7 @@ CARGO ?= cargo
 MYSNAP_CACHE ?= $(HOME)/.cache/mysnap
 export MYSNAP_CACHE
 
-TOOLS := s3-put s3-get mysql-lock-hold snap-tar lvm-snap
+TOOLS := s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir
 MAN1 := $(TOOLS:%=man/%.1)
 
 .PHONY: all build test deps bench demo install clean
@@ -27,6 +27,7 @@ bench: deps build
 	bench/s3.sh
 	bench/lock.sh
 	bench/tar.sh
+	bench/restore.sh
 
 demo: build
 	tests/setup.sh vm

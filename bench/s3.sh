@@ -29,6 +29,8 @@ quick=${BENCH_QUICK:-0}
 part_mib=16 jobs=4                              # the tools' defaults
 rss_limit_mib=$((part_mib * (jobs + 2) + 32))
 target_ratio=1.5
+# shellcheck source=bench/s3server.sh
+. "$root/bench/s3server.sh"
 
 die() { echo "bench: $*" >&2; exit 1; }
 # A failed tool's own messages (kept in tool.log, out of the table) explain why.
@@ -56,22 +58,8 @@ check_disk_space() {
 }
 
 start_server() {
-    mkdir -p "$work/s3/bench" "$work/home"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    # A fresh HOME and no profile: neither tool may pick up the user's AWS config.
-    unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL_S3
-    export HOME=$work/home AWS_CONFIG_FILE=$work/home/config AWS_SHARED_CREDENTIALS_FILE=$work/home/credentials
-    export AWS_ACCESS_KEY_ID=bench-access-key AWS_SECRET_ACCESS_KEY=$(head -c 18 /dev/urandom | base64)
-    export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1
-    "$s3s" --host 127.0.0.1 --port "$port" --access-key "$AWS_ACCESS_KEY_ID" \
-        --secret-key "$AWS_SECRET_ACCESS_KEY" "$work/s3" 2> "$work/s3s.log" &
-    server=$!
-    local tries=0
-    until (exec 3<> "/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$server" 2>/dev/null || die "s3s-fs did not start: $(cat "$work/s3s.log")"
-        [ $((tries += 1)) -lt 200 ] || die "s3s-fs is not listening on port $port after 10 s"
-        sleep 0.05
-    done
+    bench_s3_server "$s3s" "$work" || die "no S3 server"
+    server=$bench_s3_pid
 }
 
 # Deleting the server's files between runs keeps the disk peak at one object.

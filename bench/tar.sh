@@ -2,9 +2,10 @@
 # bench/tar.sh: snap-tar against `tar -cf - | pigz` and `tar -czf -`.
 #
 # Data: a 2 GiB MariaDB datadir with real InnoDB files, made once by a
-# throwaway mariadbd loaded with INSERT ... SELECT doubling and cached under
-# $MYSNAP_CACHE/bench-datadir; plus a 4 GiB sparse file holding 256 MiB of
-# data. All reads come from the page cache (each input is read once first).
+# throwaway mariadbd loaded with INSERT ... SELECT doubling (bench/datadir.sh)
+# and cached under $MYSNAP_CACHE/bench-datadir-2g; plus a 4 GiB sparse file
+# holding 256 MiB of data. All reads come from the page cache (each input is
+# read once first).
 # Targets, at the same level and thread count:
 #   throughput  >= 1.0x the pigz pipeline, >= 2.5x tar -czf
 #   size        within 3% of pigz's
@@ -21,11 +22,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release
-cache=${MYSNAP_CACHE:-$HOME/.cache/mysnap}
 jobs=${BENCH_TAR_JOBS:-2}
 level=${BENCH_TAR_LEVEL:-6}
 gib=${BENCH_TAR_GIB:-2}
-datadir=$cache/bench-datadir-${gib}g
+# shellcheck source=bench/datadir.sh
+. "$root/bench/datadir.sh"
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$bin/snap-tar" ] || die "$bin/snap-tar is missing: run 'make build' first"
@@ -33,61 +34,9 @@ for c in pigz gzip /usr/bin/time /usr/sbin/mariadbd mariadb-install-db; do
     command -v "$c" >/dev/null || die "$c is missing: run 'tests/setup.sh all'"
 done
 work=$(mktemp -d /var/tmp/bench-tar.XXXXXX)
-server=
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'rm -rf "$work"' EXIT
 
-# A loaded server's datadir: an orders table of realistic, compressible
-# rows, doubled with INSERT ... SELECT until the datadir holds $gib GiB.
-make_datadir() {
-    local tmp=$cache/bench-datadir.tmp sock=$work/mysqld.sock target=$((gib << 30))
-    rm -rf "$tmp"
-    echo "bench: generating a ${gib} GiB MariaDB datadir (once; cached in $datadir)"
-    mariadb-install-db --user=root --auth-root-authentication-method=socket \
-        --skip-test-db --datadir="$tmp" >"$work/install.log" 2>&1
-    /usr/sbin/mariadbd --no-defaults --user=root --datadir="$tmp" --socket="$sock" \
-        --skip-networking --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci --innodb-buffer-pool-size=1G --innodb-log-file-size=512M \
-        --innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 \
-        --log-error="$work/error.log" &
-    server=$!
-    local sql="mariadb --socket=$sock --default-character-set=utf8mb4 -N -e"
-    for _ in $(seq 600); do $sql 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
-    $sql "CREATE DATABASE shop;
-        CREATE TABLE shop.orders (id BIGINT AUTO_INCREMENT PRIMARY KEY,
-            customer INT NOT NULL, created DATETIME NOT NULL, status VARCHAR(12) NOT NULL,
-            amount DECIMAL(10,2) NOT NULL, channel VARCHAR(8) NOT NULL, note VARCHAR(200),
-            KEY (customer), KEY (created)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci;
-        INSERT INTO shop.orders (customer, created, status, amount, channel, note)
-            SELECT seq % 50000, '2024-01-01' + INTERVAL seq * 37 SECOND,
-                ELT(1 + seq % 4, 'new', 'paid', 'shipped', 'returned'), (seq * 7919 % 100000) / 100,
-                ELT(1 + seq % 3, 'web', 'phone', 'store'), CONCAT('order ', seq, ' gift wrap: ', IF(seq % 5 = 0, 'yes', 'no'))
-            FROM shop.seq_1_to_65536;"
-    while :; do
-        local size
-        size=$(du -sb "$tmp" | cut -f1)
-        [ "$size" -ge "$target" ] && break
-        # Double, or add only what is still missing.
-        local n add
-        n=$($sql "SELECT COUNT(*) FROM shop.orders")
-        add=$(( n * (target - size) / size + 1 ))
-        [ "$add" -gt "$n" ] && add=$n
-        $sql "INSERT INTO shop.orders (customer, created, status, amount, channel, note)
-            SELECT FLOOR(RAND() * 1000000), created + INTERVAL FLOOR(RAND() * 86400) SECOND,
-                status, ROUND(RAND() * 1000, 2), channel,
-                CONCAT('order for customer ', FLOOR(RAND() * 1000000), ' via ', channel,
-                    IF(RAND() < 0.3, CONCAT(', ref ', LEFT(MD5(RAND()), 12)), ''))
-            FROM shop.orders LIMIT $add"
-    done
-    mariadb-admin --socket="$sock" shutdown
-    wait "$server" || true
-    server=
-    rm -f "$tmp"/*.pid "$tmp"/*.sock
-    mv "$tmp" "$datadir"
-}
-[ -d "$datadir" ] || make_datadir
+datadir=$(bench_datadir $((gib * 1024)) "$work")
 
 # 4 GiB apparent, 256 MiB of data in 16 runs, copied from the datadir's
 # largest InnoDB file so it compresses like table data.

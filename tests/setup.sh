@@ -24,6 +24,7 @@ command -v mariadb >/dev/null || apt_missing+=(mariadb-client)
 command -v openssl >/dev/null || apt_missing+=(openssl)
 command -v mylvmbackup >/dev/null || apt_missing+=(mylvmbackup)
 command -v pigz >/dev/null || apt_missing+=(pigz)
+command -v myloader >/dev/null || apt_missing+=(mydumper)
 if [ "$what" != s3s ]; then
     command -v qemu-system-x86_64 >/dev/null || apt_missing+=(qemu-system-x86)
     compgen -G '/boot/vmlinuz-*' >/dev/null || apt_missing+=(linux-image-amd64)

@@ -615,3 +615,47 @@ fn restores_onto_a_mounted_lv_through_systemd_in_the_vm() {
     let options = ["--systemd", "--disk", "2G", "--timeout", "900"];
     vm::run_checks(&options, "restore.sh", &args, 8);
 }
+
+/// A DIR that is a mount point cannot be renamed: the swap happens inside
+/// it, and the archive's own lost+found gives way to the filesystem's.
+#[test]
+fn a_mount_point_datadir_is_swapped_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    std::fs::create_dir_all(source.join("mysql")).unwrap();
+    std::fs::create_dir_all(source.join("lost+found")).unwrap();
+    std::fs::write(source.join("ibdata1"), b"new").unwrap();
+    let archive = run(tool("snap-tar").arg(&source), b"");
+    archive.expect_code(0);
+    let mount = Tmpfs::mount(&dir.path().join("mysql"), "16m");
+    std::fs::create_dir_all(mount.0.join("mysql")).unwrap();
+    std::fs::create_dir_all(mount.0.join("lost+found")).unwrap();
+    std::fs::write(mount.0.join("ibdata1"), b"old").unwrap();
+    let out = run(
+        tool("mysql-restore-dir")
+            .arg("--datadir")
+            .arg(&mount.0)
+            .args(["--no-server", "--no-defaults"]),
+        &archive.stdout,
+    );
+    out.expect_code(0);
+    assert_eq!(std::fs::read(mount.0.join("ibdata1")).unwrap(), b"new");
+    assert!(mount.0.join("lost+found").is_dir());
+    let names: Vec<String> = std::fs::read_dir(&mount.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    let old: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with(".mysnap-old-"))
+        .collect();
+    assert_eq!(old.len(), 1, "{names:?}");
+    assert_eq!(
+        std::fs::read(mount.0.join(old[0]).join("ibdata1")).unwrap(),
+        b"old"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with(".mysnap-restore-")),
+        "{names:?}"
+    );
+}

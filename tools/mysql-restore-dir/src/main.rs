@@ -168,7 +168,10 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     };
     let server = match restore.control {
         Control::NoServer => "no server to start".to_string(),
-        _ => format!("the server answered after {:.1}s down", downtime.as_secs_f64()),
+        _ => format!(
+            "the server answered after {:.1}s down",
+            downtime.as_secs_f64()
+        ),
     };
     log::info!(
         files = unpacked.files, bytes = unpacked.bytes, downtime_ms = downtime.as_millis() as u64;
@@ -186,7 +189,7 @@ impl Target {
     /// Refuses names that a previous restore left behind.
     fn new(dir: Datadir, stamp: &str) -> Result<Target> {
         let names = dir.names(stamp);
-        for taken in [&names.staging, &names.old] {
+        for taken in [&names.staging, &names.old, &names.failed] {
             if fs::symlink_metadata(taken).is_ok() {
                 return Err(Error::new(
                     Exit::CantCreate,
@@ -286,7 +289,10 @@ impl Restore {
         };
         let mut kept = vec![kept];
         for target in self.layout.borrow().iter() {
-            kept.push(target.dir.swap(&target.names)?);
+            match target.dir.swap(&target.names) {
+                Ok(k) => kept.push(k),
+                Err(e) => return Err(self.roll_back(e, &kept)),
+            }
         }
         self.start_or_roll_back(&kept)?;
         Ok((unpacked, down.elapsed()))
@@ -331,8 +337,16 @@ impl Restore {
         };
         input.finish()?;
         unpacked.verify(!args.flag("no-manifest"))?;
-        for target in self.layout.borrow().iter() {
-            swap::sync_filesystem(&target.names.staging)?;
+        // Owners are set before the swap, so nothing after it can fail.
+        let layout = self.layout.borrow();
+        let roots = std::iter::once(root).chain(layout.iter().map(|t| t.names.staging.as_path()));
+        for root in roots {
+            if let Some((uid, gid)) = self.owner.0 {
+                nix::unistd::chown(root, Some(uid), Some(gid)).map_err(|e| {
+                    Error::new(Exit::IoErr, format!("chown {}: {e}", root.display()))
+                })?;
+            }
+            swap::sync_filesystem(root)?;
         }
         Ok(unpacked)
     }
@@ -364,14 +378,6 @@ impl Restore {
                 }
             }
         }
-        if let Some((uid, gid)) = self.owner.0 {
-            for target in &targets {
-                let dir = &target.dir.dir;
-                nix::unistd::chown(dir, Some(uid), Some(gid)).map_err(|e| {
-                    Error::new(Exit::IoErr, format!("chown {}: {e}", dir.display()))
-                })?;
-            }
-        }
         for (target, k) in targets.iter().zip(&kept) {
             if *k {
                 log::info!("previous data kept in {}", target.names.old.display());
@@ -392,16 +398,22 @@ impl Restore {
     /// sets the restored data aside, brings the previous data back and
     /// starts the server on it.
     fn start_or_roll_back(&self, kept: &[bool]) -> Result<()> {
-        let cause = match self.start_and_wait() {
-            Ok(()) => return Ok(()),
-            Err(cause) => cause,
-        };
+        match self.start_and_wait() {
+            Ok(()) => Ok(()),
+            Err(cause) => Err(self.roll_back(cause, kept)),
+        }
+    }
+
+    /// Sets the restored data aside, brings the previous data back (for
+    /// the first `kept.len()` targets, the ones swapped) and starts the
+    /// server on it.
+    fn roll_back(&self, cause: Error, kept: &[bool]) -> Error {
         let _ = self.control.stop();
         let layout = self.layout.borrow();
         let targets = std::iter::once(&self.datadir).chain(layout.iter());
         for (target, k) in targets.zip(kept) {
             if let Err(e) = target.dir.swap_back(&target.names, *k) {
-                return Err(Error::new(
+                return Error::new(
                     Exit::Software,
                     format!(
                         "{}; rolling back failed too: {}. Restored data: {}, previous: {}",
@@ -410,10 +422,10 @@ impl Restore {
                         target.dir.dir.display(),
                         target.names.old.display()
                     ),
-                ));
+                );
             }
         }
-        Err(Error::new(
+        Error::new(
             Exit::Unavailable,
             format!(
                 "{}; rolled back: the restored data is in {}, the previous data is back in {} ({})",
@@ -422,7 +434,7 @@ impl Restore {
                 self.datadir.dir.dir.display(),
                 describe_restart(self.start_and_wait())
             ),
-        ))
+        )
     }
 }
 

@@ -107,28 +107,59 @@ impl Datadir {
     }
 
     /// Puts the staged data in place of DIR and keeps DIR's data as
-    /// `names.old`. Returns whether there was previous data to keep.
+    /// `names.old`. Returns whether there was previous data to keep. A
+    /// swap that fails part-way is undone as far as renames allow.
     pub fn swap(&self, names: &Names) -> Result<bool> {
         let kept = self.exists && !self.empty;
         if self.mount_point {
-            if kept {
-                fs::create_dir(&names.old).ctx(format!("creating {}", names.old.display()))?;
-                move_entries(&self.dir, &names.old)?;
-            }
-            move_entries(&names.staging, &self.dir)?;
-            fs::remove_dir(&names.staging).ctx(format!("removing {}", names.staging.display()))?;
-            sync_dir(&self.dir)?;
+            self.swap_inside(names, kept)?;
         } else {
-            if kept {
-                rename(&self.dir, &names.old)?;
-            } else if self.exists {
-                fs::remove_dir(&self.dir)
-                    .ctx(format!("removing the empty {}", self.dir.display()))?;
-            }
-            rename(&names.staging, &self.dir)?;
-            sync_dir(self.dir.parent().unwrap_or(Path::new("/")))?;
+            self.swap_beside(names, kept)?;
         }
         Ok(kept)
+    }
+
+    fn swap_beside(&self, names: &Names, kept: bool) -> Result<()> {
+        if kept {
+            rename(&self.dir, &names.old)?;
+        } else if self.exists {
+            fs::remove_dir(&self.dir).ctx(format!("removing the empty {}", self.dir.display()))?;
+        }
+        if let Err(e) = rename(&names.staging, &self.dir) {
+            if kept {
+                let _ = fs::rename(&names.old, &self.dir);
+            } else if self.exists {
+                let _ = fs::create_dir(&self.dir);
+            }
+            return Err(e);
+        }
+        sync_dir(self.dir.parent().unwrap_or(Path::new("/")))
+    }
+
+    fn swap_inside(&self, names: &Names, kept: bool) -> Result<()> {
+        // The backed-up filesystem's lost+found gives way to this one's.
+        let lost = names.staging.join("lost+found");
+        if fs::symlink_metadata(&lost).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&lost).ctx(format!("removing {}", lost.display()))?;
+        }
+        if kept {
+            fs::create_dir(&names.old).ctx(format!("creating {}", names.old.display()))?;
+            if let Err(e) = move_entries(&self.dir, &names.old) {
+                let _ = move_entries(&names.old, &self.dir);
+                let _ = fs::remove_dir(&names.old);
+                return Err(e);
+            }
+        }
+        if let Err(e) = move_entries(&names.staging, &self.dir) {
+            let _ = move_entries(&self.dir, &names.staging);
+            if kept {
+                let _ = move_entries(&names.old, &self.dir);
+                let _ = fs::remove_dir(&names.old);
+            }
+            return Err(e);
+        }
+        fs::remove_dir(&names.staging).ctx(format!("removing {}", names.staging.display()))?;
+        sync_dir(&self.dir)
     }
 
     /// For --in-place: keeps DIR's data as `names.old` and leaves DIR empty

@@ -131,6 +131,14 @@ fn restore_waiting(db: &Mariadb, wait: &str) -> Command {
     cmd
 }
 
+/// mysql-restore-dir onto `datadir`, reading no option files: the
+/// machine's own my.cnf must not reach the tests.
+fn restore_to(datadir: &Path) -> Command {
+    let mut cmd = tool("mysql-restore-dir");
+    cmd.arg("--datadir").arg(datadir).arg("--no-defaults");
+    cmd
+}
+
 fn restore(db: &Mariadb) -> Command {
     restore_waiting(db, "60s")
 }
@@ -317,13 +325,7 @@ fn a_full_disk_while_staging_changes_nothing() {
     ));
     let datadir = small.join("mysql");
     std::fs::create_dir(&datadir).unwrap();
-    let out = run(
-        tool("mysql-restore-dir")
-            .arg("--datadir")
-            .arg(&datadir)
-            .args(["--no-server", "--no-defaults"]),
-        &backup.archive,
-    );
+    let out = run(restore_to(&datadir).arg("--no-server"), &backup.archive);
     let left: Vec<_> = std::fs::read_dir(&small)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -369,16 +371,7 @@ fn refuses_what_it_must_not_replace() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
-    let restore_to = |datadir: &Path, extra: &[&str]| {
-        run(
-            tool("mysql-restore-dir")
-                .arg("--datadir")
-                .arg(datadir)
-                .args(["--no-defaults"])
-                .args(extra),
-            b"",
-        )
-    };
+    let restore_to = |datadir: &Path, extra: &[&str]| run(restore_to(datadir).args(extra), b"");
     let out = restore_to(&file, &["--no-server"]);
     out.expect_code(64);
     assert!(out.stderr.contains("is not a directory"));
@@ -425,11 +418,8 @@ fn a_fresh_machine_restores_the_latest_backup_from_s3() {
         .chain(get.get_args().map(|a| a.to_string_lossy().to_string()))
         .chain(["--latest".to_string(), "s3://backups/db1/".to_string()])
         .collect();
-    let mut cmd = tool("mysql-restore-dir");
-    cmd.arg("--datadir")
-        .arg(&datadir)
-        .args(["--no-server", "--no-defaults", "--"])
-        .args(&args);
+    let mut cmd = restore_to(&datadir);
+    cmd.args(["--no-server", "--"]).args(&args);
     for (key, value) in get.get_envs() {
         if let Some(value) = value {
             cmd.env(key, value);
@@ -444,10 +434,8 @@ fn a_fresh_machine_restores_the_latest_backup_from_s3() {
 
     // And a failing COMMAND restores nothing.
     let missing = dir.path().join("again");
-    let mut cmd = tool("mysql-restore-dir");
-    cmd.arg("--datadir")
-        .arg(&missing)
-        .args(["--no-server", "--no-defaults", "--", "sh", "-c"])
+    let mut cmd = restore_to(&missing);
+    cmd.args(["--no-server", "--", "sh", "-c"])
         .arg("head -c 100000 && exit 3");
     let out = run(&mut cmd, &backup.archive);
     assert_ne!(out.code, 0);
@@ -554,11 +542,7 @@ fn layout_files_go_back_where_they_came_from_with_include_layout() {
     let datadir = dir.path().join("mysql");
     let restore_to = |datadir: &Path, extra: &[&str]| {
         run(
-            tool("mysql-restore-dir")
-                .arg("--datadir")
-                .arg(datadir)
-                .args(["--no-server", "--no-defaults"])
-                .args(extra),
+            restore_to(datadir).arg("--no-server").args(extra),
             &archive.stdout,
         )
     };
@@ -631,13 +615,7 @@ fn a_mount_point_datadir_is_swapped_inside() {
     std::fs::create_dir_all(mount.0.join("mysql")).unwrap();
     std::fs::create_dir_all(mount.0.join("lost+found")).unwrap();
     std::fs::write(mount.0.join("ibdata1"), b"old").unwrap();
-    let out = run(
-        tool("mysql-restore-dir")
-            .arg("--datadir")
-            .arg(&mount.0)
-            .args(["--no-server", "--no-defaults"]),
-        &archive.stdout,
-    );
+    let out = run(restore_to(&mount.0).arg("--no-server"), &archive.stdout);
     out.expect_code(0);
     assert_eq!(std::fs::read(mount.0.join("ibdata1")).unwrap(), b"new");
     assert!(mount.0.join("lost+found").is_dir());

@@ -339,14 +339,17 @@ impl Restore {
         unpacked.verify(!args.flag("no-manifest"))?;
         // Owners are set before the swap, so nothing after it can fail.
         let layout = self.layout.borrow();
-        let roots = std::iter::once(root).chain(layout.iter().map(|t| t.names.staging.as_path()));
-        for root in roots {
-            if let Some((uid, gid)) = self.owner.0 {
-                nix::unistd::chown(root, Some(uid), Some(gid)).map_err(|e| {
-                    Error::new(Exit::IoErr, format!("chown {}: {e}", root.display()))
+        let stagings: Vec<&Path> = layout.iter().map(|t| t.names.staging.as_path()).collect();
+        if let Some((uid, gid)) = self.owner.0 {
+            for dir in std::iter::once(root).chain(stagings.iter().copied()) {
+                nix::unistd::chown(dir, Some(uid), Some(gid)).map_err(|e| {
+                    Error::new(Exit::IoErr, format!("chown {}: {e}", dir.display()))
                 })?;
             }
-            swap::sync_filesystem(root)?;
+        }
+        // The datadir's own root is synced by `prepare`, after its last change.
+        for staging in stagings {
+            swap::sync_filesystem(staging)?;
         }
         Ok(unpacked)
     }

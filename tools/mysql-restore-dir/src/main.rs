@@ -102,8 +102,12 @@ fn cli() -> Cli {
     cli
 }
 
+// Unlike s3-put and s3-get, this tool leaves glibc's mmap threshold alone:
+// the parallel decoder allocates and frees a 1 MiB block per MiB of
+// archive, and mapping each one afresh spent a sixth of the CPU in page
+// faults. Pooled, peak RSS stays flat (measured 18 MiB at 0.5 GiB, 21 MiB
+// at 2 GiB).
 fn main() {
-    mysnap::memory::keep_large_buffers_unpooled();
     mysnap::logging::init();
     // Signals are blocked before any thread starts, so every thread inherits it.
     let signals = Signals::block();

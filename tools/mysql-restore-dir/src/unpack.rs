@@ -14,10 +14,14 @@ use nix::unistd::{fchown, Gid, Uid};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+
+/// Given the manifest's layout entries, the staging root for each archived
+/// prefix, or None to skip the layout files.
+pub type LayoutRoots = Box<dyn FnMut(&Manifest) -> Result<Option<Vec<(String, PathBuf)>>>>;
 
 /// Where entries go: the data directory's staging root, and one staging
 /// root per `--include-layout` directory (archived under `mysnap/layout/N`).
@@ -26,7 +30,7 @@ pub struct Roots {
     /// Called with the manifest's layout entries, once the manifest is read:
     /// returns the staging root for each archived prefix, or None to skip
     /// the layout files (hashed and verified, but not written).
-    pub layout: Box<dyn FnMut(&Manifest) -> Result<Option<Vec<(String, PathBuf)>>>>,
+    pub layout: LayoutRoots,
 }
 
 /// What the archive held.
@@ -83,8 +87,40 @@ struct Unpacker<'a> {
     symlinks: HashSet<PathBuf>,
     written: HashSet<PathBuf>,
     dirs: Vec<DirMeta>,
-    buf: Vec<u8>,
+    buf: AlignedBuf,
     signals: &'a Signals,
+}
+
+/// Files of this size or more are written with O_DIRECT: the data goes from
+/// our buffer to the disk, without a copy into the page cache that costs
+/// more CPU than the decompression (measured on a 2 GiB datadir: 2.4-6.5 s
+/// of system time buffered against 0.4 s direct), and without a backlog of
+/// dirty pages for the syncfs before the swap. Smaller files go through the
+/// page cache, where their many small writes are cheap.
+const DIRECT_MIN: u64 = 1 << 20;
+
+/// O_DIRECT's alignment of buffer addresses, offsets and lengths: the
+/// largest logical block size of the disks we meet.
+const DIRECT_ALIGN: usize = 4096;
+
+/// The copy buffer: 1 MiB at an address aligned for O_DIRECT.
+struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+}
+
+impl AlignedBuf {
+    const LEN: usize = 1 << 20;
+
+    fn new() -> AlignedBuf {
+        let storage = vec![0u8; Self::LEN + DIRECT_ALIGN];
+        let start = storage.as_ptr().align_offset(DIRECT_ALIGN);
+        AlignedBuf { storage, start }
+    }
+
+    fn get(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + Self::LEN]
+    }
 }
 
 fn corrupt(why: impl std::fmt::Display) -> Error {
@@ -121,7 +157,7 @@ pub fn unpack(
         symlinks: HashSet::new(),
         written: HashSet::new(),
         dirs: Vec::new(),
-        buf: vec![0u8; 1 << 20],
+        buf: AlignedBuf::new(),
         signals,
     };
     let mut out = Unpacked {
@@ -332,13 +368,8 @@ impl Unpacker<'_> {
             Regular | Continuous | GNUSparse => {
                 self.claim(&full, name)?;
                 self.make_parent(&full)?;
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .mode(0o600)
-                    .open(&full)
-                    .map_err(|e| unwritable(&full, e))?;
+                let direct = entry.size() >= DIRECT_MIN;
+                let file = create(&full, direct).map_err(|e| unwritable(&full, e))?;
                 let sum = self.write_file(entry, file, &full, (mode, mtime, owner))?;
                 Ok(Some(sum))
             }
@@ -408,50 +439,45 @@ impl Unpacker<'_> {
     fn write_file<R: Read>(
         &mut self,
         entry: &mut tar::Entry<R>,
-        mut file: File,
+        mut file: Output,
         full: &Path,
         (mode, mtime, owner): (u32, i64, (Uid, Gid)),
     ) -> Result<(u64, String)> {
         const BLOCK: usize = 4096;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
+        let buf = self.buf.get();
         loop {
-            let n = read_full(entry, &mut self.buf).map_err(unreadable)?;
+            let n = read_full(entry, buf).map_err(unreadable)?;
             if n == 0 {
                 break;
             }
             self.signals.check()?;
-            let chunk = &self.buf[..n];
-            hasher.update(chunk);
+            hasher.update(&buf[..n]);
             let mut at = 0;
             while at < n {
                 let end = (at + BLOCK).min(n);
-                let zero = chunk[at..end].iter().all(|&b| b == 0);
+                let zero = is_zero(&buf[at..end]);
                 // Extend the run while blocks keep the same kind.
                 let mut run_end = end;
                 while run_end < n {
                     let next = (run_end + BLOCK).min(n);
-                    if chunk[run_end..next].iter().all(|&b| b == 0) != zero {
+                    if is_zero(&buf[run_end..next]) != zero {
                         break;
                     }
                     run_end = next;
                 }
                 if zero {
-                    file.seek(SeekFrom::Current((run_end - at) as i64))
-                        .map_err(|e| unwritable(full, e))?;
+                    file.skip((run_end - at) as u64);
                 } else {
-                    file.write_all(&chunk[at..run_end])
+                    file.write(buf, at..run_end)
                         .map_err(|e| unwritable(full, e))?;
                 }
                 at = run_end;
             }
             size += n as u64;
         }
-        file.set_len(size).map_err(|e| unwritable(full, e))?;
-        // Start writing the file back now, so the one syncfs before the swap
-        // finds most of the data already on disk (it only starts I/O).
-        // SAFETY: a plain syscall on an open descriptor.
-        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        let file = file.finish(size).map_err(|e| unwritable(full, e))?;
         fchown(file.as_raw_fd(), Some(owner.0), Some(owner.1))
             .map_err(|e| unwritable(full, e.into()))?;
         nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))
@@ -488,6 +514,107 @@ impl Unpacker<'_> {
     }
 }
 
+/// Whether a block holds only zeros (written to vectorize, unlike a
+/// short-circuiting `all`).
+fn is_zero(block: &[u8]) -> bool {
+    block.iter().fold(0u8, |acc, &b| acc | b) == 0
+}
+
+/// Creates a new file for writing, never through a symlink; with O_DIRECT
+/// when asked and the filesystem allows it.
+fn create(path: &Path, direct: bool) -> io::Result<Output> {
+    let open = |flags: libc::c_int| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags)
+            .mode(0o600)
+            .open(path)
+    };
+    if direct {
+        match open(libc::O_DIRECT) {
+            Ok(file) => return Ok(Output::new(file, true)),
+            // A filesystem without O_DIRECT (older tmpfs) refuses the open,
+            // before anything is created.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Output::new(open(0)?, false))
+}
+
+/// A file being written at increasing offsets, with holes skipped over.
+struct Output {
+    file: File,
+    direct: bool,
+    offset: u64,
+}
+
+impl Output {
+    fn new(file: File, direct: bool) -> Output {
+        Output {
+            file,
+            direct,
+            offset: 0,
+        }
+    }
+
+    /// Leaves a hole of `len` bytes.
+    fn skip(&mut self, len: u64) {
+        self.offset += len;
+    }
+
+    /// Writes `buf[range]` at the current offset. With O_DIRECT, a range
+    /// that does not end on a block boundary (only the file's last one) is
+    /// padded with zeros, which `finish` cuts off again; `buf` has room.
+    fn write(&mut self, buf: &mut [u8], range: std::ops::Range<usize>) -> io::Result<()> {
+        let len = range.len();
+        let mut end = range.end;
+        if self.direct && (self.offset as usize % DIRECT_ALIGN != 0 || len % DIRECT_ALIGN != 0) {
+            let padded = range.start + len.next_multiple_of(DIRECT_ALIGN);
+            if self.offset as usize % DIRECT_ALIGN != 0 || padded > buf.len() {
+                self.buffered()?;
+            } else {
+                buf[range.end..padded].fill(0);
+                end = padded;
+            }
+        }
+        match self.file.write_all_at(&buf[range.start..end], self.offset) {
+            // A device with larger blocks than we align to.
+            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                self.buffered()?;
+                self.file.write_all_at(&buf[range.clone()], self.offset)?;
+            }
+            other => other?,
+        }
+        self.offset += len as u64;
+        Ok(())
+    }
+
+    /// Goes on through the page cache.
+    fn buffered(&mut self) -> io::Result<()> {
+        let flags = nix::fcntl::fcntl(self.file.as_raw_fd(), nix::fcntl::F_GETFL)?;
+        nix::fcntl::fcntl(
+            self.file.as_raw_fd(),
+            nix::fcntl::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(
+                flags & !libc::O_DIRECT,
+            )),
+        )?;
+        self.direct = false;
+        Ok(())
+    }
+
+    /// Sets the file's length to `size` (the data written and the holes
+    /// after it), and starts writing buffered data back now, so the one
+    /// syncfs before the swap finds most of it already on disk.
+    fn finish(self, size: u64) -> io::Result<File> {
+        self.file.set_len(size)?;
+        // SAFETY: a plain syscall on an open descriptor.
+        unsafe { libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        Ok(self.file)
+    }
+}
+
 /// Fills `buf` unless the reader ends first; returns how much it read.
 fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -513,6 +640,95 @@ mod tests {
         assert!(clean("a/../../evil").is_err());
         assert!(clean("/etc/passwd").is_err());
         assert_eq!(clean("./").unwrap(), PathBuf::new());
+    }
+
+    /// A fresh directory under the temp dir, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            let dir = nix::unistd::mkdtemp(&std::env::temp_dir().join("unpack-test.XXXXXX"))
+                .expect("mkdtemp");
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes `data` through an Output as write_file does (1 MiB reads,
+    /// zero blocks skipped), and returns what the file holds.
+    fn write_through(direct: bool, data: &[u8], fall_back_after: Option<usize>) -> (bool, Vec<u8>) {
+        let scratch = Scratch::new();
+        let path = scratch.0.join("f");
+        let mut out = create(&path, direct).unwrap();
+        let was_direct = out.direct;
+        let mut buf = AlignedBuf::new();
+        let buf = buf.get();
+        for (i, piece) in data.chunks(AlignedBuf::LEN).enumerate() {
+            if fall_back_after == Some(i) {
+                out.buffered().unwrap();
+            }
+            buf[..piece.len()].copy_from_slice(piece);
+            let mut at = 0;
+            while at < piece.len() {
+                let end = (at + 4096).min(piece.len());
+                if is_zero(&buf[at..end]) {
+                    out.skip((end - at) as u64);
+                } else {
+                    out.write(buf, at..end).unwrap();
+                }
+                at = end;
+            }
+        }
+        out.finish(data.len() as u64).unwrap();
+        (was_direct, fs::read(&path).unwrap())
+    }
+
+    /// 3 MiB and a ragged 1000 bytes: data, a hole, data, and a tail that
+    /// is neither block-aligned nor zero.
+    fn ragged() -> Vec<u8> {
+        let mut data: Vec<u8> = (0..3 * AlignedBuf::LEN + 1000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        data[AlignedBuf::LEN..AlignedBuf::LEN + 64 * 1024].fill(0);
+        data
+    }
+
+    #[test]
+    fn direct_writes_pad_the_tail_and_cut_it_off() {
+        let data = ragged();
+        let (direct, written) = write_through(true, &data, None);
+        if !direct {
+            eprintln!(
+                "NOTE: {} refuses O_DIRECT; the buffered path was tested",
+                std::env::temp_dir().display()
+            );
+        }
+        assert_eq!(written.len(), data.len());
+        assert!(written == data, "the file differs from what was written");
+    }
+
+    #[test]
+    fn direct_writes_fall_back_to_buffered_midway() {
+        let data = ragged();
+        let (_, written) = write_through(true, &data, Some(2));
+        assert!(written == data, "the file differs from what was written");
+        let (direct, written) = write_through(false, &data, None);
+        assert!(!direct);
+        assert!(written == data, "the file differs from what was written");
+    }
+
+    #[test]
+    fn zero_blocks_are_found() {
+        assert!(is_zero(&[0u8; 4096]));
+        let mut block = [0u8; 4096];
+        block[4095] = 1;
+        assert!(!is_zero(&block));
+        assert!(is_zero(&[]));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #   s3s-fs  S3 server on loopback with SigV4 enforced (built with cargo)
 #   venv    moto, boto3 and the aws CLI (from PyPI)
 # and the VM test bed's packages (QEMU, Debian's kernel, busybox, LVM, mkfs);
+# for all, also the packaging tools (debhelper, lintian, rpmbuild: make deb, make rpm);
 # tests/vm/run.sh builds and caches the VM's kernel and initramfs itself.
 # Usage: tests/setup.sh [s3s|vm|all]   (s3s: the stream demo; vm: the VM demo)
 set -euo pipefail
@@ -31,6 +32,12 @@ if [ "$what" != s3s ]; then
     # the VM's initramfs needs the static busybox, not the dynamic one
     [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || apt_missing+=(busybox-static)
     for tool in lvm:lvm2 mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs modprobe:kmod cpio:cpio xz:xz-utils; do
+        command -v "${tool%%:*}" >/dev/null || apt_missing+=("${tool#*:}")
+    done
+fi
+if [ "$what" = all ]; then
+    # make deb and make rpm, and tests/packages.rs which inspects their packages
+    for tool in dpkg-buildpackage:dpkg-dev dh:debhelper lintian:lintian rpmbuild:rpm; do
         command -v "${tool%%:*}" >/dev/null || apt_missing+=("${tool#*:}")
     done
 fi

@@ -73,10 +73,11 @@ deb: build
 	cd $(DEB_STAGE) && dpkg-buildpackage --build=binary --no-sign
 	@ls target/debian/*.deb
 
+# rpmbuild's scripts, database and results all stay under target/rpm.
 rpm: build
 	rm -rf target/rpm
 	rpmbuild -bb --define "_topdir $(CURDIR)/target/rpm" --define "_tmppath $(CURDIR)/target/rpm/tmp" \
-		--define "_sourcedir $(CURDIR)" \
+		--define "_dbpath $(CURDIR)/target/rpm/db" --define "_sourcedir $(CURDIR)" \
 		--define "mysnap_version $(VERSION)" packaging/mysnap.spec
 	@ls target/rpm/RPMS/*/*.rpm
 

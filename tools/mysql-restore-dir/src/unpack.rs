@@ -523,24 +523,23 @@ fn is_zero(block: &[u8]) -> bool {
 /// Creates a new file for writing, never through a symlink; with O_DIRECT
 /// when asked and the filesystem allows it.
 fn create(path: &Path, direct: bool) -> io::Result<Output> {
-    let open = |flags: libc::c_int| {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | flags)
-            .mode(0o600)
-            .open(path)
-    };
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(path)?;
+    let mut output = Output::new(file, false);
+    // Set afterwards, not at open: a filesystem without O_DIRECT (tmpfs
+    // before Linux 6.6, overlayfs on it) fails such an open with EINVAL
+    // only after creating the file.
     if direct {
-        match open(libc::O_DIRECT) {
-            Ok(file) => return Ok(Output::new(file, true)),
-            // A filesystem without O_DIRECT (older tmpfs) refuses the open,
-            // before anything is created.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            Err(e) => return Err(e),
-        }
+        output.set_direct(true).or_else(|e| match e {
+            nix::Error::EINVAL => Ok(()),
+            e => Err(io::Error::from(e)),
+        })?;
     }
-    Ok(Output::new(open(0)?, false))
+    Ok(output)
 }
 
 /// A file being written at increasing offsets, with holes skipped over.
@@ -593,14 +592,16 @@ impl Output {
 
     /// Goes on through the page cache.
     fn buffered(&mut self) -> io::Result<()> {
-        let flags = nix::fcntl::fcntl(self.file.as_raw_fd(), nix::fcntl::F_GETFL)?;
-        nix::fcntl::fcntl(
-            self.file.as_raw_fd(),
-            nix::fcntl::F_SETFL(nix::fcntl::OFlag::from_bits_truncate(
-                flags & !libc::O_DIRECT,
-            )),
-        )?;
-        self.direct = false;
+        Ok(self.set_direct(false)?)
+    }
+
+    fn set_direct(&mut self, direct: bool) -> nix::Result<()> {
+        use nix::fcntl::{fcntl, OFlag, F_GETFL, F_SETFL};
+        let fd = self.file.as_raw_fd();
+        let mut flags = OFlag::from_bits_truncate(fcntl(fd, F_GETFL)?);
+        flags.set(OFlag::O_DIRECT, direct);
+        fcntl(fd, F_SETFL(flags))?;
+        self.direct = direct;
         Ok(())
     }
 

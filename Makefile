@@ -39,8 +39,8 @@ bench: deps build
 	bench/tar.sh
 	bench/restore.sh
 
-demo: build
-	tests/setup.sh vm
+# The demo installs the .deb in the test VM.
+demo: deps deb
 	tests/demo.sh
 
 install: build

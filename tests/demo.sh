@@ -2,7 +2,8 @@
 # make demo: the stream path end to end on this machine. Starts a throwaway
 # S3 server (s3s-fs, SigV4 enforced) on loopback, streams a generated
 # payload through s3-put and back through s3-get, and says what happened.
-# Then, on a host without device-mapper, the nightly backup in the test VM.
+# Then the nightly backup and a restore as the packaged units run them, in
+# the test VM.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MYSNAP_BIN_DIR:-$root/target/release}
@@ -52,14 +53,15 @@ else
     exit 1
 fi
 
-# The snapshot half needs device-mapper, which this machine kind's kernel
-# lacks: then the nightly backup runs in the test VM, over this host's tools.
-grep -qw device-mapper /proc/devices && exit 0
+# The rest needs device-mapper and systemd as PID 1: in the test VM, over
+# this host's files, as a fleet machine would run it from the package.
+deb=$(ls "$root"/target/debian/mysnap_*.deb)
 echo
-echo "demo: no device-mapper on this host: the nightly backup (lock, LVM snapshot,"
-echo "      snap-tar, s3-put) in a VM with a live MariaDB on an LV (tests/vm/run.sh)"
+echo "demo: in a VM with systemd (tests/vm/run.sh): install $(basename "$deb"), a MariaDB"
+echo "      on an LV, the nightly unit started by its timer, the backups listed, and"
+echo "      mysnap-restore@ into an empty datadir, rows compared"
 mariadb-install-db --user=root --auth-root-authentication-method=socket --skip-test-db \
     --innodb-log-file-size=8M --datadir="$work/seed" > "$work/install.log" 2>&1 ||
     { cat "$work/install.log"; exit 1; }
-"$root/tests/vm/run.sh" --disk 3G -- env MYSNAP_BIN_DIR="$bin" "$root/tests/vm/lvm-snap.sh" \
-    xfs "$work/seed" "$cache/s3s-fs-0.14.1/bin/s3s-fs" nightly
+"$root/tests/vm/run.sh" --systemd --disk 2G -- "$root/tests/vm/units.sh" \
+    "$deb" "$work/seed" "$cache/s3s-fs-0.14.1/bin/s3s-fs" none

@@ -8,5 +8,5 @@ say() { echo "[$(($(date +%s) - started))s] $*"; }
 check() { # check WHAT COMMAND...: PASS if COMMAND succeeds
     local what=$1
     shift
-    if "$@"; then echo "PASS $label: $what"; else echo "FAIL $label: $what"; failed=1; fi
+    if "$@"; then echo "PASS $label: $what"; else echo "FAIL $label: $what"; failed=1; return 1; fi
 }

@@ -3,7 +3,7 @@
 # snapshots, a live MariaDB and an S3 server on loopback, on one filesystem.
 # Prints a PASS or FAIL line per check and exits 1 if any failed.
 #
-#   lvm-snap.sh ext4|xfs SEED S3S_FS [backup|overflow|lifecycle|nightly]...
+#   lvm-snap.sh ext4|xfs SEED S3S_FS [backup|overflow|lifecycle]...
 #
 # SEED is a datadir made by mariadb-install-db --innodb-log-file-size=8M on the host (about 20 s
 # faster than making it under emulation); S3S_FS the s3s-fs binary.
@@ -204,36 +204,6 @@ lifecycle() {
     dmsetup suspend vg0-db
     check "remove resumes a suspended origin" status_is 0 lvm-snap remove vg0/stuck
     check "  (it is active again)" [ "$(dmsetup info -c --noheadings -o suspended vg0-db)" = Active ]
-}
-
-# make demo: the nightly backup as DESIGN.md writes it, step by step.
-nightly() {
-    cp -a "$seed" /srv/db/mysql && start_server /srv/db/mysql live || return 1
-    mariadb -S $w/live.sock -e "CREATE DATABASE shop;
-        CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB"
-    yes 'INSERT INTO orders (v) VALUES (1);' | mariadb -S $w/live.sock shop &
-    local writer=$! port=9124
-    mkdir -p $w/s3/demo
-    export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo-secret AWS_EC2_METADATA_DISABLED=true
-    export AWS_ENDPOINT_URL=http://127.0.0.1:$port
-    "$s3s" --host 127.0.0.1 --port $port --access-key demo --secret-key demo-secret $w/s3 2>/dev/null &
-    sleep 2
-    say "\$ mysql-lock-hold --status-file $w/db1.json -- lvm-snap create vg0/db --name db-snap"
-    mysql-lock-hold --no-defaults -S $w/live.sock -u root --status-file $w/db1.json -- \
-        lvm-snap create vg0/db --name db-snap || return 1
-    say "\$ s3-put s3://demo/db1/%Y%m%dT%H%M%SZ.tar.gz -- lvm-snap run vg0/db-snap -- snap-tar --status-file $w/db1.json mysql"
-    s3-put s3://demo/db1/%Y%m%dT%H%M%SZ.tar.gz -- \
-        lvm-snap run vg0/db-snap -- snap-tar --status-file $w/db1.json mysql || return 1
-    say "\$ lvm-snap remove vg0/db-snap"
-    lvm-snap remove vg0/db-snap
-    kill $writer
-    say "\$ mysql-restore-dir --no-server --datadir /srv/scratch/mysql -- s3-get --latest s3://demo/db1/"
-    mysql-restore-dir --no-defaults --no-server --datadir /srv/scratch/mysql -- \
-        s3-get --latest s3://demo/db1/ || return 1
-    start_server /srv/scratch/mysql restored || return 1
-    say "restored server: $(sql $w/restored.sock 'SELECT COUNT(*) FROM orders') orders (the live one has $(sql $w/live.sock 'SELECT COUNT(*) FROM orders') by now)"
-    stop_server restored
-    stop_server live
 }
 
 for scenario in $scenarios; do

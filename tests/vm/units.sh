@@ -1,0 +1,265 @@
+#!/bin/bash
+# Runs inside the VM with systemd as PID 1 (tests/vm/run.sh --systemd
+# --disk 2G): installs the .deb, backs up a live MariaDB on an LV with
+# mysnap-backup@db1 (started by its timer), restores the backup with
+# mysnap-restore@db2 into an empty datadir, and kills the backup at each
+# stage. Prints a PASS or FAIL line per check, then the kill table, and
+# exits 1 if any check failed.
+#
+#   units.sh DEB SEED S3S_FS [STAGES [HOWS]]
+#
+# STAGES and HOWS (KILL, stop) narrow the kill points; all by default,
+# none with STAGES=none (make demo).
+# SEED is a datadir made by mariadb-install-db on the host; S3S_FS the
+# s3s-fs binary (an S3 server that keeps its open multipart uploads as
+# .upload-ID.json files, which is how the checks list them).
+set -uo pipefail
+deb=$1 seed=$2 s3s=$3
+stages=${4:-waiting-for-lock holding-lock creating-snapshot early-upload late-upload}
+[ "$stages" = none ] && stages=
+hows=${5:-KILL stop}
+label=units
+. "$(dirname "$0")/checks.sh"
+# The tools come from the package only.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+s3root=/srv/s3 sock=/run/testdb.sock sock2=/run/testdb2.sock
+unit=mysnap-backup@db1.service
+sql() { mariadb -S "${2:-$sock}" -N -B -e "$1"; }
+objects() { find $s3root/backups/db1 -name '*.tar.gz' 2>/dev/null | wc -l; }
+open_uploads() { find $s3root -maxdepth 1 -name '.upload-*.json' | wc -l; }
+no_snapshot() { ! lvs vg0/db1-mysnap >/dev/null 2>&1; }
+origin_active() { dmsetup info -c --noheadings -o attr vg0-db1 | grep -qv s; }
+wait_for() { # wait_for SECONDS COMMAND...: polls COMMAND until true
+    local end=$((SECONDS + $1))
+    shift
+    while ((SECONDS < end)); do "$@" && return 0; sleep 0.05; done
+    return 1
+}
+started() { [ -n "$(systemctl show -P InvocationID $unit)" ]; }
+finished() { case $(systemctl show -P ActiveState $unit) in inactive | failed) return 0 ;; esac; return 1; }
+wait_inactive() { wait_for 120 finished; } # ExecStopPost= included
+writes_within() { # writes_within SECONDS: an INSERT commits in time
+    timeout "$1" mariadb -S $sock -e 'INSERT INTO t.log VALUES ()' 2>/dev/null
+}
+
+# --- the package ---------------------------------------------------------------
+dpkg -i "$deb" > /run/dpkg.log 2>&1
+check "dpkg -i installs the package" [ $? = 0 ] || cat /run/dpkg.log
+for tool in s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir; do
+    check "/usr/bin/$tool is installed" [ -x /usr/bin/$tool ]
+done
+enabled=$(systemctl list-unit-files --state=enabled,enabled-runtime 'mysnap*' --no-legend | wc -l)
+check "installing enabled nothing ($enabled mysnap units enabled)" [ "$enabled" = 0 ]
+check "no mysnap timer is active" [ -z "$(systemctl list-timers --all --no-legend 'mysnap*')" ]
+check "/etc/mysnap/example.conf is mode 600" [ "$(stat -c %a /etc/mysnap/example.conf)" = 600 ]
+verify=$(cd /lib/systemd/system && systemd-analyze verify mysnap-backup@db1.service mysnap-backup@db1.timer \
+    mysnap-restore@db1.service mysnap-failure@x.service 2>&1)
+check "systemd-analyze verify is clean${verify:+: $verify}" [ -z "$verify" ]
+
+# --- the database on an LV, an S3 server -----------------------------------------
+# dm-snapshot is not loaded: the kernel loads it for the sandboxed lvcreate.
+pvcreate -q /dev/vda && vgcreate -q vg0 /dev/vda && lvcreate -q -y -L 400M -n db1 vg0 || exit 1
+mkfs.xfs -q /dev/vg0/db1 && mkdir -p /srv/db1 /srv/db2 && mount /dev/vg0/db1 /srv/db1 || exit 1
+cp -a "$seed"/. /srv/db1/ || exit 1
+# Incompressible ballast, so the upload has parts to be killed between.
+head -c 24M /dev/urandom > /srv/db1/ballast.bin
+server_unit() { # server_unit NAME DATADIR SOCKET
+    cat > "/run/systemd/system/$1.service" <<EOF
+[Service]
+ExecStart=/usr/sbin/mariadbd --no-defaults --user=root --datadir=$2 --socket=$3 --skip-networking \
+    --log-bin=binlog --server-id=1 --innodb-buffer-pool-size=32M --innodb-log-file-size=8M
+EOF
+}
+server_unit testdb /srv/db1 $sock
+server_unit testdb2 /srv/db2 $sock2
+systemctl daemon-reload && systemctl start testdb || exit 1
+for _ in $(seq 600); do sql 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+sql "CREATE DATABASE t; CREATE TABLE t.items (id INT PRIMARY KEY) ENGINE=InnoDB;
+    CREATE TABLE t.log (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB;
+    CREATE TABLE t.slow (v INT) ENGINE=InnoDB; INSERT INTO t.slow VALUES (1);
+    INSERT INTO t.items SELECT seq FROM t.seq_1_to_1000" || exit 1
+say "testdb.service serves 1000 rows from vg0/db1 (xfs)"
+
+mkdir -p $s3root/backups
+cat > /run/systemd/system/s3.service <<EOF
+[Service]
+ExecStart=$s3s --host 127.0.0.1 --port 9000 --access-key mysnap-test --secret-key $(head -c 18 /dev/urandom | base64) $s3root
+EOF
+systemctl start s3 || exit 1
+for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null && break; sleep 0.1; done
+secret=$(systemctl show -P ExecStart s3 | sed -n 's/.*--secret-key \([^ ]*\).*/\1/p')
+
+# --- an instance, configured as the man page says -----------------------------------
+cp /etc/mysnap/example.conf /etc/mysnap/db1.conf
+cat >> /etc/mysnap/db1.conf <<EOF
+MYSNAP_VG=vg0
+MYSNAP_LV=db1
+MYSNAP_SNAPSHOT_SIZE=200M
+MYSNAP_S3_PREFIX=s3://backups/db1/
+MYSNAP_S3_OPTIONS=--endpoint http://127.0.0.1:9000 --region us-east-1 --part-size 5M
+MYSNAP_COMPRESS_LEVEL=1
+MYSNAP_RESTORE_DATADIR=/srv/db2
+MYSNAP_RESTORE_OWNER=root
+EOF
+printf '[client]\nuser = root\nsocket = %s\n' $sock > /etc/mysnap/db1.my.cnf
+echo mysnap-test > /etc/mysnap/db1.aws-access-key-id
+echo "$secret" > /etc/mysnap/db1.aws-secret-access-key
+for f in db1.aws-access-key-id db1.aws-secret-access-key db1.my.cnf; do cp /etc/mysnap/$f /etc/mysnap/${f/db1/db2}; done
+cp /etc/mysnap/db1.conf /etc/mysnap/db2.conf
+chmod 600 /etc/mysnap/*
+
+# --- the nightly backup, started by its timer ------------------------------------------
+mkdir -p /run/systemd/system/mysnap-backup@db1.timer.d
+printf '[Timer]\nOnActiveSec=1s\nRandomizedDelaySec=0\n' > /run/systemd/system/mysnap-backup@db1.timer.d/now.conf
+systemctl daemon-reload
+gtid_before=$(sql 'SELECT @@gtid_binlog_pos')
+systemctl start mysnap-backup@db1.timer
+wait_for 120 started
+status_seen=
+for _ in $(seq 3000); do # sampling STATUS= while it runs
+    text=$(systemctl show -P StatusText $unit)
+    [ -n "$text" ] && status_seen=$text
+    finished && break
+    sleep 0.2
+done
+wait_inactive
+result=$(systemctl show -P Result $unit)
+check "the timer started $unit, which succeeded ($result)" [ "$result" = success ]
+[ "$result" = success ] || journalctl -u $unit --no-pager | tail -40
+check "systemctl status showed progress (STATUS=: ${status_seen:-none})" [ -n "$status_seen" ]
+key=$(find $s3root/backups/db1 -name '*.tar.gz' -printf '%P\n')
+say "stored backups/db1/$key"
+check "an object under the timestamped key" bash -c "[[ '$key' =~ ^[0-9]{8}T[0-9]{6}Z\.tar\.gz$ ]]"
+check "with its sha256 sidecar" [ "$(cat "$s3root/backups/db1/$key.sha256" 2>/dev/null | cut -c1-64)" = \
+    "$(sha256sum < "$s3root/backups/db1/$key" | cut -c1-64)" ]
+check "no snapshot is left" no_snapshot
+fields=$(journalctl -u $unit -o verbose --no-pager)
+field() { sed -n "s/^ *MYSNAP_$1=//p" <<< "$fields" | tail -n1; }
+check "the journal has MYSNAP_KEY ($(field KEY))" [ "$(field KEY)" = "s3://backups/db1/$key" ]
+check "the journal has MYSNAP_BYTES ($(field BYTES))" [ "$(field BYTES)" = "$(stat -c %s "$s3root/backups/db1/$key")" ]
+check "the journal has MYSNAP_DURATION_MS ($(field DURATION_MS))" [ -n "$(field DURATION_MS)" ]
+check "the journal has MYSNAP_LOCK_HOLD_MS ($(field LOCK_HOLD_MS))" [ -n "$(field LOCK_HOLD_MS)" ]
+check "the journal has the coordinates (MYSNAP_GTID $(field GTID))" [ "$(field GTID)" = "$gtid_before" ]
+check "the journal has MYSNAP_BINLOG_FILE ($(field BINLOG_FILE))" [ -n "$(field BINLOG_FILE)" ]
+say "lock held $(field LOCK_HOLD_MS) ms; uploaded $(field BYTES) bytes in $(field DURATION_MS) ms" \
+    "($(awk -v b="$(field BYTES)" -v ms="$(field DURATION_MS)" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }') MiB/s under emulation)"
+say "s3-get --list s3://backups/db1/:"
+AWS_ACCESS_KEY_ID=mysnap-test AWS_SECRET_ACCESS_KEY=$secret \
+    s3-get --list --endpoint http://127.0.0.1:9000 --region us-east-1 s3://backups/db1/
+
+# --- a new server from that backup --------------------------------------------------
+systemctl start mysnap-restore@db2.service
+check "mysnap-restore@db2 succeeded" [ "$(systemctl show -P Result mysnap-restore@db2.service)" = success ] ||
+    journalctl -u mysnap-restore@db2.service --no-pager | tail -30
+systemctl start testdb2
+for _ in $(seq 600); do sql 'SELECT 1' $sock2 >/dev/null 2>&1 && break; sleep 0.1; done
+check "the restored server has the 1000 rows" [ "$(sql 'SELECT COUNT(*) FROM t.items' $sock2)" = 1000 ]
+say "rows: $(sql 'SELECT COUNT(*) FROM t.items') on db1, $(sql 'SELECT COUNT(*) FROM t.items' $sock2) restored on db2"
+coordinates=/var/lib/mysnap/db2/coordinates.sql
+check "the coordinates file has the recorded GTID ($gtid_before)" grep -q "gtid_slave_pos *= *'$gtid_before'" $coordinates
+check "and the recorded binlog file" grep -q "$(field BINLOG_FILE)" $coordinates
+systemctl start mysnap-restore@db2.service
+check "mysnap-restore@db2 skips a datadir that holds data" \
+    [ "$(systemctl show -P ConditionResult mysnap-restore@db2.service)" = no ]
+check "and leaves it serving" [ "$(sql 'SELECT COUNT(*) FROM t.items' $sock2)" = 1000 ]
+
+# --- OnFailure= --------------------------------------------------------------------
+echo 'MYSNAP_LV=missing' >> /etc/mysnap/db1.conf
+systemctl start $unit
+check "a backup of a missing volume fails" [ "$(systemctl show -P Result $unit)" != success ]
+sleep 1
+check "OnFailure= ran mysnap-failure@ and it logged the failure" \
+    bash -c "journalctl -t mysnap --no-pager | grep -q '$unit failed'"
+sed -i '$d' /etc/mysnap/db1.conf
+systemctl reset-failed $unit
+
+# --- kill points -----------------------------------------------------------------
+# Each stage is reached and held open deterministically, where it can be:
+# a long statement keeps FLUSH TABLES WITH READ LOCK waiting; the volume
+# group's LVM lock keeps lvcreate from starting while the read lock is
+# held; s3s-fs's part files show how far the upload got.
+table=()
+stage_reached=
+blocker=
+# -o: only flock itself holds the lock, so killing it releases the lock.
+hold_vg_lock() { mkdir -p /run/lock/lvm; flock -x -o /run/lock/lvm/V_vg0 sleep 600 & vg_lock=$!; }
+release_vg_lock() { [ -z "${vg_lock:-}" ] || { kill $vg_lock; wait $vg_lock; } 2>/dev/null; vg_lock=; }
+parts() { find $s3root -maxdepth 1 -name '.upload_id-*.part-*' | wc -l; }
+blocking() { [ "$(sql "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'UPDATE t.slow%'")" = 1 ]; }
+lock_waiting() { [ "$(sql "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'FLUSH TABLES WITH READ LOCK%'")" -gt 0 ]; }
+lock_held() { [ -s /run/mysnap/db1/coordinates.json ]; }
+cow_exists() {
+    local f n
+    for f in /sys/block/dm-*/dm/name; do
+        read -r n < "$f" 2>/dev/null && [[ $n == *db1--mysnap-cow ]] && return 0
+    done
+    return 1
+}
+early_upload() { [ "$(parts)" -ge 1 ]; }
+late_upload() { [ "$(parts)" -ge 4 ]; }
+
+kill_at() { # kill_at STAGE HOW: HOW is KILL (systemctl kill -s KILL) or stop
+    local stage=$1 how=$2 reached=no writes=no snap=no object=no upload=no next=no before since
+    before=$(objects)
+    since=$(date +%s)
+    case $stage in
+        waiting-for-lock)
+            # A running update keeps FLUSH TABLES WITH READ LOCK waiting.
+            mariadb -S $sock -e 'UPDATE t.slow SET v = v WHERE SLEEP(600) = 0' >/dev/null 2>&1 &
+            blocker=$!
+            wait_for 30 blocking
+            ;;
+        holding-lock) hold_vg_lock ;;
+    esac
+    systemctl start --no-block $unit
+    case $stage in
+        waiting-for-lock) wait_for 60 lock_waiting && reached=yes ;;
+        holding-lock) wait_for 60 lock_held && reached=yes ;;
+        creating-snapshot) # a tight loop: the window is short
+            local end=$((SECONDS + 60))
+            while ((SECONDS < end)); do cow_exists && { reached=yes; break; }; done ;;
+        early-upload) wait_for 120 early_upload && reached=yes ;;
+        late-upload) wait_for 180 late_upload && reached=yes ;;
+    esac
+    if [ $how = KILL ]; then systemctl kill -s KILL $unit; else systemctl stop --no-block $unit; fi
+    writes_within 1 && writes=yes
+    if [ -n "$blocker" ]; then
+        sql "SELECT id FROM information_schema.processlist WHERE info LIKE 'UPDATE t.slow%'" |
+            while read -r id; do sql "KILL QUERY $id"; done
+        wait $blocker 2>/dev/null
+        blocker=
+    fi
+    release_vg_lock
+    wait_inactive
+    say "$stage ($how): the killed run ended ($(systemctl show -P Result $unit))"
+    no_snapshot && origin_active && snap=yes
+    [ "$(objects)" = "$before" ] && object=yes
+    [ "$(open_uploads)" = 0 ] && upload=yes
+    [ "$snap$object$upload" = yesyesyes ] || journalctl -u $unit --since=@"$since" --no-pager | tail -30
+    systemctl reset-failed $unit 2>/dev/null
+    since=$(date +%s)
+    systemctl start $unit && [ "$(objects)" = $((before + 1)) ] && next=yes
+    [ $next = yes ] || journalctl -u $unit --since=@"$since" --no-pager | tail -30
+    say "$stage ($how): the next run ended"
+    systemctl reset-failed $unit 2>/dev/null
+    check "kill ($how) $stage: stage reached" [ $reached = yes ]
+    check "kill ($how) $stage: writes proceed within 1 s" [ $writes = yes ]
+    check "kill ($how) $stage: no snapshot left, origin active" [ $snap = yes ]
+    check "kill ($how) $stage: no object under the key" [ $object = yes ]
+    check "kill ($how) $stage: no multipart upload open" [ $upload = yes ]
+    check "kill ($how) $stage: the next run succeeds" [ $next = yes ]
+    table+=("$(printf '%-18s %-5s %-8s %-7s %-9s %-7s %-7s %-9s' "$stage" "$how" $reached $writes $snap $object $upload $next)")
+}
+
+for stage in $stages; do
+    for how in $hows; do
+        kill_at $stage $how
+        say "killed ($how) at $stage"
+    done
+done
+
+echo
+echo "kill points (yes = survived):"
+printf '%-18s %-5s %-8s %-7s %-9s %-7s %-7s %-9s\n' stage how reached writes snapshot object upload next-run
+printf '%s\n' "${table[@]}"
+exit $failed

@@ -702,10 +702,10 @@ fn tls_options_reach_the_server() {
         &format!("--ssl-key={}", path("server.key")),
     ]);
     db.admin()
-        .query_drop(format!(
+        .query_drop(
             "CREATE USER tls@'127.0.0.1' IDENTIFIED BY 'tls-pw' REQUIRE SSL; \
-             GRANT RELOAD, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO tls@'127.0.0.1'"
-        ))
+             GRANT RELOAD, PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO tls@'127.0.0.1'",
+        )
         .unwrap();
     let cnf = db.dir.path().join("tls.cnf");
     write_option_file(

@@ -101,12 +101,14 @@ MYSNAP_COMPRESS_LEVEL=1
 MYSNAP_RESTORE_DATADIR=/srv/db2
 MYSNAP_RESTORE_OWNER=root
 EOF
-printf '[client]\nuser = root\nsocket = %s\n' $sock > /etc/mysnap/db1.my.cnf
-echo mysnap-test > /etc/mysnap/db1.aws-access-key-id
-echo "$secret" > /etc/mysnap/db1.aws-secret-access-key
-for f in db1.aws-access-key-id db1.aws-secret-access-key db1.my.cnf; do cp /etc/mysnap/$f /etc/mysnap/${f/db1/db2}; done
-cp /etc/mysnap/db1.conf /etc/mysnap/db2.conf
-chmod 600 /etc/mysnap/*
+creds=/etc/mysnap/credentials
+mkdir -p -m 0700 $creds $creds/db1
+printf '[client]\nuser = root\nsocket = %s\n' $sock > $creds/db1/mysql.cnf
+echo mysnap-test > $creds/db1/aws-access-key-id
+echo "$secret" > $creds/db1/aws-secret-access-key
+chmod 600 $creds/db1/* /etc/mysnap/db1.conf
+cp -a $creds/db1 $creds/db2
+cp -a /etc/mysnap/db1.conf /etc/mysnap/db2.conf
 
 # --- the nightly backup, started by its timer ------------------------------------------
 mkdir -p /run/systemd/system/mysnap-backup@db1.timer.d

@@ -212,6 +212,68 @@ fn a_stuck_lock_request_is_cut_at_lock_timeout() {
     assert_no_lock_held(db);
 }
 
+/// SIGTERM while the lock request waits behind a long write: the request
+/// is cut at once, not at --lock-timeout, so the writers queued behind it
+/// go on, and nothing is held.
+#[test]
+fn sigterm_cuts_a_waiting_lock_request_at_once() {
+    let (db, _serial) = server();
+    let update = long_statement(db, "UPDATE t.slow SET v = v WHERE SLEEP(60) = 0");
+    let mut child = db
+        .tool("mysql-lock-hold")
+        .args([
+            "--long-query-threshold",
+            "60s",
+            "--lock-timeout",
+            "30s",
+            "--",
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = || {
+        let count: Option<u64> = db
+            .admin()
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.processlist \
+                 WHERE info LIKE 'FLUSH TABLES WITH READ LOCK%'",
+            )
+            .unwrap();
+        count == Some(1)
+    };
+    let asked = Instant::now();
+    while !waiting() {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "the lock was never asked for"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let insert = insert_in_background(db);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).unwrap();
+    let signalled = Instant::now();
+    let inserted = insert.join().unwrap();
+    let status = child.wait().unwrap();
+    let exited = signalled.elapsed();
+    kill(db, update);
+    assert_eq!(status.code(), Some(143));
+    assert!(
+        inserted.saturating_duration_since(signalled) < Duration::from_millis(500),
+        "writes resumed {:?} after SIGTERM",
+        inserted.saturating_duration_since(signalled)
+    );
+    assert!(
+        exited < Duration::from_secs(2),
+        "exited {exited:?} after SIGTERM"
+    );
+    assert_no_lock_held(db);
+}
+
 #[test]
 fn the_watchdog_cuts_the_request_before_lock_wait_timeout() {
     let (db, _serial) = server();

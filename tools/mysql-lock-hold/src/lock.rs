@@ -11,6 +11,8 @@ use mysnap::mysql::{classify, describe};
 use mysnap::{Error, Exit, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::BorrowedFd;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -104,31 +106,44 @@ fn timed_out(error: &mysql::Error) -> bool {
     matches!(error, mysql::Error::MySqlError(e) if matches!(e.code, 1205 | 1317))
 }
 
-/// Runs `statement` on `conn`; if it is still running at `deadline`, the
+/// Runs `statement` on `conn`; if it is still running at `deadline`, or
+/// when a signal arrives on `interrupt` (the signalfd: SIGTERM must not wait
+/// out the timeout while writers queue behind the pending lock), the
 /// watchdog kills it from `watch`.
 fn run_bounded(
     conn: &mut Conn,
     watch: &mut Conn,
     statement: &str,
     deadline: Instant,
+    interrupt: BorrowedFd<'_>,
 ) -> Result<(), mysql::Error> {
+    const SLICE: Duration = Duration::from_millis(20);
     let id = conn.connection_id();
     let finished = &Mutex::new(false);
     let (done, done_rx) = mpsc::channel::<()>();
     std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            if let Err(RecvTimeoutError::Timeout) = done_rx.recv_timeout(wait) {
-                // Holding `finished` while killing: the statement cannot
-                // complete and a later one start under the KILL.
-                let finished = finished.lock().unwrap();
-                if !*finished {
-                    log::debug!("watchdog: KILL QUERY {id} ({statement})");
-                    if let Err(e) = watch.query_drop(format!("KILL QUERY {id}")) {
-                        log::warn!("watchdog could not kill the lock request: {e}");
-                    }
+        scope.spawn(move || loop {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(SLICE);
+            if !matches!(done_rx.recv_timeout(wait), Err(RecvTimeoutError::Timeout)) {
+                return;
+            }
+            let mut fds = [PollFd::new(interrupt, PollFlags::POLLIN)];
+            let signalled = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0);
+            if !signalled && Instant::now() < deadline {
+                continue;
+            }
+            // Holding `finished` while killing: the statement cannot
+            // complete and a later one start under the KILL.
+            let finished = finished.lock().unwrap();
+            if !*finished {
+                log::debug!("watchdog: KILL QUERY {id} ({statement})");
+                if let Err(e) = watch.query_drop(format!("KILL QUERY {id}")) {
+                    log::warn!("watchdog could not kill the lock request: {e}");
                 }
             }
+            return;
         });
         let result = conn.query_drop(statement);
         *finished.lock().unwrap() = true;
@@ -195,6 +210,7 @@ pub fn acquire(
     let started = Instant::now();
     let holder = conn.connection_id();
     for attempt in 0..=policy.retries {
+        signals.check_interrupted()?;
         if attempt > 0 {
             let delay = policy.retry_delay * (1 << (attempt - 1).min(16));
             log::info!(
@@ -215,7 +231,7 @@ pub fn acquire(
         let deadline = asked + policy.lock_timeout;
         let mut outcome = Ok(());
         for statement in policy.strategy.statements(policy.flush_tables_first) {
-            outcome = run_bounded(conn, watch, statement, deadline);
+            outcome = run_bounded(conn, watch, statement, deadline, signals.fd());
             if outcome.is_err() {
                 break;
             }

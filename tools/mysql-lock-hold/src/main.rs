@@ -283,7 +283,7 @@ fn hold(
         }
         None => {
             let mut stdout = std::io::stdout().lock();
-            let _ = write!(stdout, "{}locked\n", status.lines()).and_then(|()| stdout.flush());
+            let _ = writeln!(stdout, "{}locked", status.lines()).and_then(|()| stdout.flush());
             let _ = libsystemd::daemon::notify(false, &[libsystemd::daemon::NotifyState::Ready]);
             let stdin = std::io::stdin();
             let input = (!job.until_signal).then_some(&stdin);

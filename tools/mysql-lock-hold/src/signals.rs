@@ -34,6 +34,11 @@ impl Signals {
         Ok(Signals { fd })
     }
 
+    /// The signalfd, readable while a signal is pending.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     fn next(&mut self) -> Option<Signal> {
         match self.fd.read_signal() {
             Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),

@@ -254,9 +254,7 @@ fn sigterm_cuts_a_waiting_lock_request_at_once() {
     }
     let insert = insert_in_background(db);
     std::thread::sleep(Duration::from_millis(300));
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).unwrap();
-    let signalled = Instant::now();
+    let signalled = sigterm(&child);
     let inserted = insert.join().unwrap();
     let status = child.wait().unwrap();
     let exited = signalled.elapsed();
@@ -419,28 +417,63 @@ fn hold_mode_prints_coordinates_notifies_and_releases_at_eof() {
     assert_no_lock_held(db);
 }
 
-#[test]
-fn until_signal_ignores_stdin_and_sigterm_releases() {
-    let (db, _serial) = server();
-    let status = status_file(db, "until.json");
-    let mut child = db
+/// mysql-lock-hold with `args`, its status in `status`; once it holds the lock.
+fn holding(db: &Mariadb, status: &std::path::Path, args: &[&str]) -> Child {
+    let child = db
         .tool("mysql-lock-hold")
-        .arg("--until-signal")
         .arg("--status-file")
-        .arg(&status)
+        .arg(status)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_file(&status);
+    wait_for_file(status);
+    child
+}
+
+fn sigterm(child: &Child) -> Instant {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).unwrap();
+    Instant::now()
+}
+
+#[test]
+fn until_signal_ignores_stdin_and_sigterm_releases() {
+    let (db, _serial) = server();
+    let status = status_file(db, "until.json");
+    let mut child = holding(db, &status, &["--until-signal"]);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
         "EOF on stdin released the lock"
     );
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).unwrap();
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
+    assert_no_lock_held(db);
+}
+
+/// SIGTERM while COMMAND runs: the lock goes at once, though COMMAND takes
+/// its time to stop (as an lvcreate in its critical section does).
+#[test]
+fn sigterm_releases_before_a_slow_command_has_stopped() {
+    let (db, _serial) = server();
+    let status = status_file(db, "slow.json");
+    let mut child = holding(db, &status, &["--", "sh", "-c", "trap '' TERM; sleep 3"]);
+    let insert = insert_in_background(db);
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = sigterm(&child);
+    let inserted = insert.join().unwrap();
+    assert!(
+        inserted.saturating_duration_since(signalled) < Duration::from_millis(500),
+        "writes resumed {:?} after SIGTERM",
+        inserted.saturating_duration_since(signalled)
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the holder did not wait for COMMAND"
+    );
+    assert!(!child.wait().unwrap().success());
     assert_no_lock_held(db);
 }
 

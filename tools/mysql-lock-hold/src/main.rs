@@ -171,9 +171,20 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
         job.policy.give_up_bound().as_secs_f64()
     );
     let held = lock::acquire(&mut conn, &mut watch, &flavor, &job.policy, &mut signals)?;
-    let outcome = hold(&job, &mut conn, &flavor, &settings, &held, &mut signals);
-    let released = lock::release(&mut conn, job.policy.strategy);
-    let hold_ms = held.since.elapsed().as_millis() as u64;
+    let mut released_early = None;
+    let outcome = hold(
+        &job,
+        &mut conn,
+        &flavor,
+        &settings,
+        &held,
+        &mut signals,
+        &mut released_early,
+    );
+    let (released, hold_ms) = released_early.unwrap_or_else(|| {
+        let released = lock::release(&mut conn, job.policy.strategy);
+        (released, held.since.elapsed().as_millis() as u64)
+    });
     log::info!(
         lock_wait_ms = held.waited.as_millis() as u64, lock_hold_ms = hold_ms;
         "released the lock: waited {} ms for it ({} attempt{}), held it {hold_ms} ms",
@@ -223,6 +234,7 @@ fn hold(
     settings: &Settings,
     held: &lock::Held,
     signals: &mut Signals,
+    released_early: &mut Option<(Result<()>, u64)>,
 ) -> Result<(Status, Ended)> {
     let deadline = held.since + job.max_hold;
     conn.run("FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS")
@@ -279,7 +291,13 @@ fn hold(
                 command.env("MYSNAP_STATUS_FILE", path);
             }
             let mut running = child::spawn_command(&mut command)?;
-            signals.wait_child(&mut running, deadline)?
+            // Told to stop: writers go on at once, not once COMMAND has
+            // finished or undone its step (an lvcreate takes its time).
+            let mut release = || {
+                let released = lock::release(conn, job.policy.strategy);
+                *released_early = Some((released, held.since.elapsed().as_millis() as u64));
+            };
+            signals.wait_child(&mut running, deadline, &mut release)?
         }
         None => {
             let mut stdout = std::io::stdout().lock();

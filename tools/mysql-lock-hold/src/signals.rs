@@ -56,9 +56,18 @@ impl Signals {
         Ok(())
     }
 
-    /// Waits until `child` exits, forwarding SIGINT and SIGTERM to it. At
-    /// `deadline` the child gets SIGTERM, then SIGKILL after KILL_GRACE.
-    pub fn wait_child(&mut self, child: &mut Child, deadline: Instant) -> Result<Ended> {
+    /// Waits until `child` exits, forwarding SIGINT and SIGTERM to it after
+    /// calling `on_stop` (once). At `deadline` the child gets SIGTERM, then
+    /// SIGKILL after KILL_GRACE.
+    pub fn wait_child(
+        &mut self,
+        child: &mut Child,
+        deadline: Instant,
+        on_stop: &mut dyn FnMut(),
+    ) -> Result<Ended> {
+        // Told to stop, COMMAND's own status no longer counts: the lock went
+        // before it finished.
+        let mut stopped_by = None;
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let mut over_time = false;
         let mut kill_at = deadline;
@@ -67,10 +76,10 @@ impl Signals {
                 .try_wait()
                 .map_err(|e| Error::new(Exit::Software, format!("wait: {e}")))?
             {
-                return Ok(if over_time {
-                    Ended::MaxHold
-                } else {
-                    Ended::Exited(status)
+                return Ok(match stopped_by {
+                    Some(signal) => Ended::Signal(signal),
+                    None if over_time => Ended::MaxHold,
+                    None => Ended::Exited(status),
                 });
             }
             let now = Instant::now();
@@ -90,6 +99,10 @@ impl Signals {
             }
             if let Some(signal) = self.wait_event(None, kill_at - now)? {
                 if signal != Signal::SIGCHLD {
+                    if stopped_by.is_none() {
+                        on_stop();
+                        stopped_by = Some(signal);
+                    }
                     let _ = nix::sys::signal::kill(pid, signal);
                 }
             }

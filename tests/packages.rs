@@ -2,6 +2,7 @@
 //! test builds both): their files, modes, conffiles, dependencies and
 //! maintainer scripts, lintian's verdict, and the same payload in both.
 
+use mysnap_tests::packages::{deb, rpm};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -30,34 +31,6 @@ fn tools() -> Vec<String> {
         .collect();
     assert!(!tools.is_empty(), "no tools under tools/");
     tools
-}
-
-/// The one package named `*.EXT` in `dirs`; missing or ambiguous is a failure.
-fn package(dirs: &[PathBuf], ext: &str, make_target: &str) -> PathBuf {
-    let found: Vec<PathBuf> = dirs
-        .iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
-        .flatten()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == ext))
-        .collect();
-    assert!(
-        found.len() == 1,
-        "expected one .{ext} in {dirs:?}, found {found:?}: run 'make {make_target}' (make test does)"
-    );
-    found.into_iter().next().unwrap()
-}
-
-fn deb() -> PathBuf {
-    package(&[source_tree().join("target/debian")], "deb", "deb")
-}
-
-fn rpm() -> PathBuf {
-    let rpms = source_tree().join("target/rpm/RPMS");
-    let arch_dirs: Vec<PathBuf> = std::fs::read_dir(&rpms)
-        .map(|dirs| dirs.map(|d| d.unwrap().path()).collect())
-        .unwrap_or_default();
-    package(&arch_dirs, "rpm", "rpm")
 }
 
 /// stdout of a command that must succeed.

@@ -7,27 +7,9 @@
 //! A machine that cannot boot the VM skips with a loud SKIPPED line, unless
 //! MYSNAP_REQUIRE_VM=1 (CI sets it), when that is a failure.
 
+use mysnap_tests::packages::deb;
 use mysnap_tests::server::installed;
 use mysnap_tests::vm::{can_run, run_checks, seed_datadir};
-
-/// The .deb that `make deb` built (`make test` builds it first).
-fn deb() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debian");
-    let debs: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "deb"))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        debs.len() == 1,
-        "expected one .deb in {}, found {debs:?}: run 'make deb' (make test does)",
-        dir.display()
-    );
-    debs[0].clone()
-}
 
 #[test]
 fn the_package_s_units_back_up_restore_and_survive_kills_under_systemd() {

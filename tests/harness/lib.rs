@@ -1,11 +1,13 @@
 //! The test bed: real S3 servers on loopback (s3s-fs and moto, both
 //! enforcing SigV4), a fault-injecting proxy in front of them, a runner
-//! for the built tools, MariaDB servers, and the VM test bed.
+//! for the built tools, MariaDB servers, the VM test bed, and the built
+//! packages.
 //!
 //! A missing server binary is a failure, not a skip: `make test` installs
 //! them (tests/setup.sh).
 
 pub mod mariadb;
+pub mod packages;
 pub mod proxy;
 pub mod server;
 pub mod tool;

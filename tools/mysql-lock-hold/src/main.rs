@@ -181,10 +181,8 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
         &mut signals,
         &mut released_early,
     );
-    let (released, hold_ms) = released_early.unwrap_or_else(|| {
-        let released = lock::release(&mut conn, job.policy.strategy);
-        (released, held.since.elapsed().as_millis() as u64)
-    });
+    let (released, hold_ms) =
+        released_early.unwrap_or_else(|| release(&mut conn, job.policy.strategy, &held));
     log::info!(
         lock_wait_ms = held.waited.as_millis() as u64, lock_hold_ms = hold_ms;
         "released the lock: waited {} ms for it ({} attempt{}), held it {hold_ms} ms",
@@ -220,6 +218,14 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
     }
 }
 
+/// The release's outcome, and how long the lock was held (ms).
+type Released = (Result<()>, u64);
+
+fn release(conn: &mut mysql::Conn, strategy: lock::Strategy, held: &lock::Held) -> Released {
+    let released = lock::release(conn, strategy);
+    (released, held.since.elapsed().as_millis() as u64)
+}
+
 fn write_status(path: &std::path::Path, status: &Status) -> Result<()> {
     let json = serde_json::to_vec_pretty(status).expect("plain data serializes");
     mysnap::private_file::write_atomically(path, &json)
@@ -234,7 +240,7 @@ fn hold(
     settings: &Settings,
     held: &lock::Held,
     signals: &mut Signals,
-    released_early: &mut Option<(Result<()>, u64)>,
+    released_early: &mut Option<Released>,
 ) -> Result<(Status, Ended)> {
     let deadline = held.since + job.max_hold;
     conn.run("FLUSH NO_WRITE_TO_BINLOG ENGINE LOGS")
@@ -294,8 +300,7 @@ fn hold(
             // Told to stop: writers go on at once, not once COMMAND has
             // finished or undone its step (an lvcreate takes its time).
             let mut release = || {
-                let released = lock::release(conn, job.policy.strategy);
-                *released_early = Some((released, held.since.elapsed().as_millis() as u64));
+                *released_early = Some(release(conn, job.policy.strategy, held));
             };
             signals.wait_child(&mut running, deadline, &mut release)?
         }

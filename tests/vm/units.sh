@@ -181,7 +181,6 @@ systemctl reset-failed $unit
 # group's LVM lock keeps lvcreate from starting while the read lock is
 # held; s3s-fs's part files show how far the upload got.
 table=()
-stage_reached=
 blocker=
 # -o: only flock itself holds the lock, so killing it releases the lock.
 hold_vg_lock() { mkdir -p /run/lock/lvm; flock -x -o /run/lock/lvm/V_vg0 sleep 600 & vg_lock=$!; }

@@ -529,7 +529,11 @@ fn create(path: &Path, direct: bool) -> io::Result<Output> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .mode(0o600)
         .open(path)?;
-    let mut output = Output::new(file, false);
+    let mut output = Output {
+        file,
+        direct: false,
+        offset: 0,
+    };
     // Set afterwards, not at open: a filesystem without O_DIRECT (tmpfs
     // before Linux 6.6, overlayfs on it) fails such an open with EINVAL
     // only after creating the file.
@@ -550,14 +554,6 @@ struct Output {
 }
 
 impl Output {
-    fn new(file: File, direct: bool) -> Output {
-        Output {
-            file,
-            direct,
-            offset: 0,
-        }
-    }
-
     /// Leaves a hole of `len` bytes.
     fn skip(&mut self, len: u64) {
         self.offset += len;
@@ -569,9 +565,10 @@ impl Output {
     fn write(&mut self, buf: &mut [u8], range: std::ops::Range<usize>) -> io::Result<()> {
         let len = range.len();
         let mut end = range.end;
-        if self.direct && (self.offset as usize % DIRECT_ALIGN != 0 || len % DIRECT_ALIGN != 0) {
+        let misplaced = self.offset as usize % DIRECT_ALIGN != 0;
+        if self.direct && (misplaced || len % DIRECT_ALIGN != 0) {
             let padded = range.start + len.next_multiple_of(DIRECT_ALIGN);
-            if self.offset as usize % DIRECT_ALIGN != 0 || padded > buf.len() {
+            if misplaced || padded > buf.len() {
                 self.buffered()?;
             } else {
                 buf[range.end..padded].fill(0);

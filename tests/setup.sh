@@ -31,7 +31,8 @@ if [ "$what" != s3s ]; then
     compgen -G '/boot/vmlinuz-*' >/dev/null || apt_missing+=(linux-image-amd64)
     # the VM's initramfs needs the static busybox, not the dynamic one
     [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || apt_missing+=(busybox-static)
-    for tool in lvm:lvm2 mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs modprobe:kmod cpio:cpio xz:xz-utils; do
+    # strace holds and kills lvcreate at its ioctls for the kill tests
+    for tool in lvm:lvm2 mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs modprobe:kmod cpio:cpio xz:xz-utils strace:strace; do
         command -v "${tool%%:*}" >/dev/null || apt_missing+=("${tool#*:}")
     done
 fi

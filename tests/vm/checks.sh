@@ -10,3 +10,9 @@ check() { # check WHAT COMMAND...: PASS if COMMAND succeeds
     shift
     if "$@"; then echo "PASS $label: $what"; else echo "FAIL $label: $what"; failed=1; return 1; fi
 }
+wait_for() { # wait_for SECONDS COMMAND...: polls COMMAND until true, at most SECONDS
+    local end=$((SECONDS + $1))
+    shift
+    while ((SECONDS < end)); do "$@" && return 0; sleep 0.05; done
+    return 1
+}

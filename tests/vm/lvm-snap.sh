@@ -3,8 +3,10 @@
 # snapshots, a live MariaDB and an S3 server on loopback, on one filesystem.
 # Prints a PASS or FAIL line per check and exits 1 if any failed.
 #
-#   lvm-snap.sh ext4|xfs SEED S3S_FS [backup|overflow|lifecycle]...
+#   lvm-snap.sh ext4|xfs SEED S3S_FS [backup|overflow|lifecycle|kills]...
 #
+# The default is backup, overflow and lifecycle; kills (lvcreate killed at
+# each device-mapper change it makes) runs only when named.
 # SEED is a datadir made by mariadb-install-db --innodb-log-file-size=8M on the host (about 20 s
 # faster than making it under emulation); S3S_FS the s3s-fs binary.
 set -uo pipefail
@@ -17,6 +19,7 @@ w=/run/lvm-snap-test
 mkdir -p $w
 label=$fs
 . "$root/tests/vm/checks.sh"
+. "$root/tests/vm/ioctls.sh"
 status_is() { # status_is CODE COMMAND...: runs COMMAND, true if it exits CODE
     local want=$1 got
     shift
@@ -204,6 +207,135 @@ lifecycle() {
     dmsetup suspend vg0-db
     check "remove resumes a suspended origin" status_is 0 lvm-snap remove vg0/stuck
     check "  (it is active again)" [ "$(dmsetup info -c --noheadings -o suspended vg0-db)" = Active ]
+}
+
+# kills: the backup's first step, mysql-lock-hold -- lvm-snap create, with
+# lvcreate stopped at each ioctl that changes device-mapper (found by
+# tracing one whole lvcreate first), then killed three ways:
+#   lvcreate-KILL  lvcreate alone, SIGKILL (the OOM killer): lvm-snap must
+#                  undo it at once
+#   KILL           the whole tree, SIGKILL (systemctl kill -s KILL), then
+#                  'lvm-snap remove --tag', as the unit's ExecStopPost= runs
+#   TERM           the whole tree, SIGTERM (systemctl stop): lvcreate blocks
+#                  it and finishes, and lvm-snap must undo it
+# A live server takes a write every 20 ms throughout. After each kill (and
+# the cleanup, for KILL) the writes go on within 1 s, the server never
+# restarted, the origin maps what it mapped before, no device or volume is
+# left, and the next backup succeeds; each way's last backup restores.
+kills() {
+    cp -a "$seed" /srv/db/mysql && start_server /srv/db/mysql live || return 1
+    mariadb -S $w/live.sock -e 'CREATE DATABASE shop'
+    sql $w/live.sock 'CREATE TABLE beats (id INT AUTO_INCREMENT PRIMARY KEY, ts TIMESTAMP(6) NOT NULL) ENGINE=InnoDB'
+    yes 'INSERT INTO beats (ts) VALUES (NOW(6)); DO SLEEP(0.02);' | mariadb -S $w/live.sock shop &
+    local writer=$! server
+    server=$(cat $w/live.pid)
+    local table devices
+    table=$(dmsetup table vg0-db)
+    devices=$(dmsetup ls | sort)
+    mkdir -p $w/inject && ln -sf "$root/tests/vm/inject-lvcreate.sh" $w/inject/lvcreate
+    snap=(mysql-lock-hold --no-defaults -S $w/live.sock -u root --status-file $w/status.json --
+        lvm-snap create vg0/db --name db-snap --size 100M)
+    # inject MYSNAP_INJECT COMMAND...: COMMAND with the injecting lvcreate.
+    inject() { local how=$1; shift; MYSNAP_INJECT=$how PATH=$w/inject:$PATH "$@"; }
+    inject "trace $w/whole.txt" "${snap[@]}" --tag whole >/dev/null &&
+        lvm-snap remove vg0/db-snap || { check "a traced lvcreate makes a snapshot" false; return 1; }
+    local points
+    points=$(dm_changes $w/whole.txt)
+    say "lvcreate -s made $(grep -c '^ioctl(' $w/whole.txt) ioctls, $(grep -vc after <<< "$points") of them changes:" $points
+    check "the trace shows lvcreate suspending the origin" grep -q ' suspend vg0-db$' <<< "$points"
+    local how n what dev rows=()
+    for how in ${MYSNAP_KILL_WAYS:-lvcreate-KILL KILL TERM}; do
+        while read -r n what dev; do
+            kill_lvcreate "$how" "$n" "$what" "$dev"
+        done <<< "$points"
+        restores "$how"
+    done
+    check "the writer's connection lived through every kill" kill -0 $writer
+    [ -n "${MYSNAP_KILL_STATES:-}" ] && echo "STATES $(tar -C $w/states -cz . | base64 -w0)"
+    kill $writer
+    wait $writer 2>/dev/null
+    echo
+    echo "lvcreate killed at each device-mapper change (yes = survived):"
+    printf '%-13s %-4s %-17s %-8s %-7s %-9s %-7s %-8s %-6s\n' how at change reached status writes origin leftover next
+    printf '%s\n' "${rows[@]}"
+    stop_server live
+}
+
+# save_state DIR: device-mapper and LVM as a killed lvcreate left them, for
+# the unit tests of the repair (tools/lvm-snap/fixtures/killed/).
+save_state() {
+    mkdir -p "$1"
+    dmsetup info -c --noheadings --separator ';' -o uuid,attr,open,major,minor,name > "$1/info.txt"
+    dmsetup table > "$1/table.txt"
+    dmsetup table --inactive > "$1/inactive.txt"
+    lvs -a --reportformat json --units b --nosuffix -o vg_name,vg_uuid,vg_free,vg_extent_size,lv_name,lv_uuid,lv_attr,lv_size,origin,lv_tags,snap_percent,lv_snapshot_invalid,lv_kernel_major,lv_kernel_minor vg0 > "$1/lvs.json"
+}
+
+row_after() { [ "$(sql $w/live.sock "SELECT COUNT(*) FROM beats WHERE ts > FROM_UNIXTIME($1)")" != 0 ]; }
+
+# kill_lvcreate HOW N WHAT DEVICE: one kill, as the kills comment says.
+kill_lvcreate() {
+    local how=$1 n=$2 what=$3 dev=$4 token=k$2-$1 trace=$w/trace.txt
+    local status want reached=no writes=no gap=- origin=no leftover=no next=no t0 tree
+    rm -f $trace
+    case $how in
+        lvcreate-KILL)
+            inject "kill $n $trace" "${snap[@]}" --tag $token >/dev/null 2>$w/err.txt
+            status=$? want=73 ;;
+        *)
+            # Its own process group, to be killed whole; not through inject(),
+            # whose subshell would be $!.
+            MYSNAP_INJECT="pause $n $trace" PATH=$w/inject:$PATH \
+                setsid "${snap[@]}" --tag $token >/dev/null 2>$w/err.txt &
+            tree=$!
+            wait_for 120 held_at $n $trace
+            kill -$how -- -$tree
+            # strace keeps SIGTERM blocked too; killing it lets lvcreate go on.
+            [ $how = TERM ] && pkill -KILL -x strace
+            wait $tree 2>/dev/null
+            status=$?
+            want=143
+            if [ $how = KILL ]; then
+                want=137
+                [ -n "${MYSNAP_KILL_STATES:-}" ] && save_state $w/states/$n
+                lvm-snap remove --tag $token vg0/db-snap 2>>$w/err.txt
+            fi ;;
+    esac
+    t0=$(date +%s.%N)
+    [ "$(nth_change $n $trace)" = "${what/after/query}" ] && reached=yes
+    # The writer's first row after t0, timed by the server's own clock.
+    wait_for 60 row_after $t0
+    gap=$(sql $w/live.sock "SELECT ROUND((UNIX_TIMESTAMP(MIN(ts)) - $t0) * 1000) FROM beats WHERE ts > FROM_UNIXTIME($t0)")
+    [ "$gap" != NULL ] && [ "$gap" -le 1000 ] && kill -0 $writer && [ "$(cat $w/live.pid)" = "$server" ] && writes=yes
+    [ "$(dmsetup table vg0-db)" = "$table" ] && [ "$(dmsetup info -c --noheadings -o attr vg0-db)" = L--w ] && origin=yes
+    [ -z "$(lvs --noheadings @mysnap)" ] && [ "$(dmsetup ls | sort)" = "$devices" ] && leftover=yes
+    if [ "$reached$origin$leftover" != yesyesyes ]; then
+        cat $w/err.txt; dmsetup info -c; dmsetup table; lvs -a vg0
+    fi
+    # What the repair did, in lvm-snap's words.
+    sed -n 's/^lvm-snap: warning: /  repair: /p' $w/err.txt
+    { "${snap[@]}" --tag next-$token >/dev/null &&
+        lvm-snap run vg0/db-snap -- snap-tar mysql > /srv/scratch/next.tar.gz; } 2>$w/next.txt && next=yes
+    [ $next = yes ] || cat $w/next.txt
+    check "kill ($how) at ioctl $n ($what $dev): lvcreate was stopped there" [ $reached = yes ]
+    check "kill ($how) at ioctl $n: mysql-lock-hold exits $want ($status)" [ "$status" = $want ]
+    check "kill ($how) at ioctl $n: writes go on within 1 s, the server never restarted (gap ${gap} ms)" [ $writes = yes ]
+    check "kill ($how) at ioctl $n: the origin maps what it mapped before, active" [ $origin = yes ]
+    check "kill ($how) at ioctl $n: no volume or device left" [ $leftover = yes ]
+    check "kill ($how) at ioctl $n: the next backup succeeds" [ $next = yes ]
+    rows+=("$(printf '%-13s %-4s %-17s %-8s %-7s %-9s %-7s %-8s %-6s' $how $n "$what $dev" $reached $status "${gap}ms" $origin $leftover $next)")
+}
+
+# restores HOW: the last backup of a way of killing unpacks, verifies and
+# starts, with the rows the writer had committed when it was taken.
+restores() {
+    rm -rf /srv/scratch/restored
+    mysql-restore-dir --no-server --owner root --datadir /srv/scratch/restored < /srv/scratch/next.tar.gz \
+        > /dev/null 2>$w/restore.txt
+    check "after the kills ($1), the last backup restores" [ $? = 0 ] || cat $w/restore.txt
+    start_server /srv/scratch/restored copy || { check "and a server starts on it" false; return; }
+    check "and a server starts on it with the writer's rows" [ "$(sql $w/copy.sock 'SELECT COUNT(*) > 0 FROM beats')" = 1 ]
+    stop_server copy
 }
 
 for scenario in $scenarios; do

@@ -20,6 +20,7 @@ stages=${4:-waiting-for-lock holding-lock creating-snapshot early-upload late-up
 hows=${5:-KILL stop}
 label=units
 . "$(dirname "$0")/checks.sh"
+. "$(dirname "$0")/ioctls.sh"
 # The tools come from the package only.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 s3root=/srv/s3 sock=/run/testdb.sock sock2=/run/testdb2.sock
@@ -29,17 +30,16 @@ objects() { find $s3root/backups/db1 -name '*.tar.gz' 2>/dev/null | wc -l; }
 open_uploads() { find $s3root -maxdepth 1 -name '.upload-*.json' | wc -l; }
 no_snapshot() { ! lvs vg0/db1-mysnap >/dev/null 2>&1; }
 origin_active() { dmsetup info -c --noheadings -o attr vg0-db1 | grep -qv s; }
-wait_for() { # wait_for SECONDS COMMAND...: polls COMMAND until true
-    local end=$((SECONDS + $1))
-    shift
-    while ((SECONDS < end)); do "$@" && return 0; sleep 0.05; done
-    return 1
-}
 started() { [ -n "$(systemctl show -P InvocationID $unit)" ]; }
 finished() { case $(systemctl show -P ActiveState $unit) in inactive | failed) return 0 ;; esac; return 1; }
 wait_inactive() { wait_for 120 finished; } # ExecStopPost= included
-writes_within() { # writes_within SECONDS: an INSERT commits in time
-    timeout "$1" mariadb -S $sock -e 'INSERT INTO t.log VALUES ()' 2>/dev/null
+# A writer commits a row every 20 ms from the start; the server's own clock
+# times the rows, so a busy machine cannot stretch the measurement.
+row_after() { [ "$(sql "SELECT COUNT(*) FROM t.log WHERE ts > FROM_UNIXTIME($1)")" != 0 ]; }
+writes_after() { # writes_after T0: the writer's first row after T0 comes within 1 s, and the server never restarted
+    wait_for 60 row_after "$1" || return 1
+    gap=$(sql "SELECT ROUND((UNIX_TIMESTAMP(MIN(ts)) - $1) * 1000) FROM t.log WHERE ts > FROM_UNIXTIME($1)")
+    [ "$gap" -le 1000 ] && kill -0 $writer && [ "$(systemctl show -P MainPID testdb)" = "$server" ]
 }
 
 # --- the package ---------------------------------------------------------------
@@ -75,10 +75,12 @@ server_unit testdb2 /srv/db2 $sock2
 systemctl daemon-reload && systemctl start testdb || exit 1
 for _ in $(seq 600); do sql 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
 sql "CREATE DATABASE t; CREATE TABLE t.items (id INT PRIMARY KEY) ENGINE=InnoDB;
-    CREATE TABLE t.log (id INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB;
+    CREATE TABLE t.log (id INT AUTO_INCREMENT PRIMARY KEY, ts TIMESTAMP(6) NOT NULL) ENGINE=InnoDB;
     CREATE TABLE t.slow (v INT) ENGINE=InnoDB; INSERT INTO t.slow VALUES (1);
     INSERT INTO t.items SELECT seq FROM t.seq_1_to_1000" || exit 1
-say "testdb.service serves 1000 rows from vg0/db1 (xfs)"
+yes 'INSERT INTO t.log (ts) VALUES (NOW(6)); DO SLEEP(0.02);' | mariadb -S $sock &
+writer=$! server=$(systemctl show -P MainPID testdb)
+say "testdb.service serves 1000 rows from vg0/db1 (xfs), and a writer adds one every 20 ms"
 
 mkdir -p $s3root/backups
 cat > /run/systemd/system/s3.service <<EOF
@@ -176,12 +178,33 @@ sed -i '$d' /etc/mysnap/db1.conf
 systemctl reset-failed $unit
 
 # --- kill points -----------------------------------------------------------------
-# Each stage is reached and held open deterministically, where it can be:
-# a long statement keeps FLUSH TABLES WITH READ LOCK waiting; the volume
-# group's LVM lock keeps lvcreate from starting while the read lock is
-# held; s3s-fs's part files show how far the upload got.
+# Each stage is reached and held open on observable state: a long statement
+# keeps FLUSH TABLES WITH READ LOCK waiting; the volume group's LVM lock
+# keeps lvm-snap from starting while the read lock is held; strace holds
+# lvcreate at the ioctl that would suspend the origin's new -real layer,
+# with the origin already suspended and a snapshot-origin table loaded
+# into it (the moment a kill used to take the database down); s3s-fs's
+# part files show how far the upload got.
 table=()
 blocker=
+mkdir -p /run/inject && ln -sf "$(cd "$(dirname "$0")" && pwd)/inject-lvcreate.sh" /run/inject/lvcreate
+# Which ioctl that is, from one whole lvcreate of the same snapshot.
+MYSNAP_INJECT="trace /run/whole.txt" PATH=/run/inject:$PATH \
+    lvm-snap create --name db1-mysnap --size 200M --tag calibrate vg0/db1 >/dev/null && lvm-snap remove vg0/db1-mysnap
+held_ioctl=$(dm_changes /run/whole.txt | awk '$2 == "suspend" && $3 == "vg0-db1-real" { print $1 }')
+check "lvcreate suspends vg0/db1 and then its -real layer (ioctl ${held_ioctl:-none})" [ -n "$held_ioctl" ]
+trace=/run/mysnap-trace.txt
+hold_lvcreate() { # the next run's lvcreate is held at $held_ioctl
+    mkdir -p /run/systemd/system/$unit.d
+    # strace needs ptrace (@debug), which the unit's filter leaves out.
+    printf '[Service]\nEnvironment="MYSNAP_INJECT=pause %s %s" PATH=/run/inject:/usr/sbin:/usr/bin:/sbin:/bin\nSystemCallFilter=@debug\n' \
+        "$held_ioctl" $trace > /run/systemd/system/$unit.d/inject.conf
+    rm -f $trace
+    systemctl daemon-reload
+}
+release_lvcreate() { rm -f /run/systemd/system/$unit.d/inject.conf; systemctl daemon-reload; }
+held() { held_at "$held_ioctl" $trace && [ "$(nth_change "$held_ioctl" $trace)" = suspend ] && origin_suspended; }
+origin_suspended() { dmsetup info -c --noheadings -o attr vg0-db1 | grep -q s; }
 # -o: only flock itself holds the lock, so killing it releases the lock.
 hold_vg_lock() { mkdir -p /run/lock/lvm; flock -x -o /run/lock/lvm/V_vg0 sleep 600 & vg_lock=$!; }
 release_vg_lock() { [ -z "${vg_lock:-}" ] || { kill $vg_lock; wait $vg_lock; } 2>/dev/null; vg_lock=; }
@@ -189,18 +212,11 @@ parts() { find $s3root -maxdepth 1 -name '.upload_id-*.part-*' | wc -l; }
 blocking() { [ "$(sql "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'UPDATE t.slow%'")" = 1 ]; }
 lock_waiting() { [ "$(sql "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'FLUSH TABLES WITH READ LOCK%'")" -gt 0 ]; }
 lock_held() { [ -s /run/mysnap/db1/coordinates.json ]; }
-cow_exists() {
-    local f n
-    for f in /sys/block/dm-*/dm/name; do
-        read -r n < "$f" 2>/dev/null && [[ $n == *db1--mysnap-cow ]] && return 0
-    done
-    return 1
-}
 early_upload() { [ "$(parts)" -ge 1 ]; }
 late_upload() { [ "$(parts)" -ge 4 ]; }
 
 kill_at() { # kill_at STAGE HOW: HOW is KILL (systemctl kill -s KILL) or stop
-    local stage=$1 how=$2 reached=no writes=no snap=no object=no upload=no next=no before since
+    local stage=$1 how=$2 reached=no writes=no snap=no object=no upload=no next=no before since t0 gap=-
     before=$(objects)
     since=$(date +%s)
     case $stage in
@@ -211,19 +227,20 @@ kill_at() { # kill_at STAGE HOW: HOW is KILL (systemctl kill -s KILL) or stop
             wait_for 30 blocking
             ;;
         holding-lock) hold_vg_lock ;;
+        creating-snapshot) hold_lvcreate ;;
     esac
     systemctl start --no-block $unit
     case $stage in
         waiting-for-lock) wait_for 60 lock_waiting && reached=yes ;;
         holding-lock) wait_for 60 lock_held && reached=yes ;;
-        creating-snapshot) # a tight loop: the window is short
-            local end=$((SECONDS + 60))
-            while ((SECONDS < end)); do cow_exists && { reached=yes; break; }; done ;;
+        creating-snapshot) wait_for 120 held && reached=yes ;;
         early-upload) wait_for 120 early_upload && reached=yes ;;
         late-upload) wait_for 180 late_upload && reached=yes ;;
     esac
     if [ $how = KILL ]; then systemctl kill -s KILL $unit; else systemctl stop --no-block $unit; fi
-    writes_within 1 && writes=yes
+    t0=$(date +%s.%N)
+    # strace blocks SIGTERM as lvcreate does; killing it lets lvcreate finish.
+    [ $stage = creating-snapshot ] && [ $how = stop ] && pkill -KILL -x strace
     if [ -n "$blocker" ]; then
         sql "SELECT id FROM information_schema.processlist WHERE info LIKE 'UPDATE t.slow%'" |
             while read -r id; do sql "KILL QUERY $id"; done
@@ -232,6 +249,13 @@ kill_at() { # kill_at STAGE HOW: HOW is KILL (systemctl kill -s KILL) or stop
     fi
     release_vg_lock
     wait_inactive
+    # A kill mid-lvcreate leaves the origin to ExecStopPost='s repair: writes
+    # go on within 1 s of it. Elsewhere, within 1 s of the kill.
+    if [ $stage = creating-snapshot ]; then
+        release_lvcreate
+        t0=$(date +%s.%N)
+    fi
+    writes_after $t0 && writes=yes
     say "$stage ($how): the killed run ended ($(systemctl show -P Result $unit))"
     no_snapshot && origin_active && snap=yes
     [ "$(objects)" = "$before" ] && object=yes
@@ -244,12 +268,12 @@ kill_at() { # kill_at STAGE HOW: HOW is KILL (systemctl kill -s KILL) or stop
     say "$stage ($how): the next run ended"
     systemctl reset-failed $unit 2>/dev/null
     check "kill ($how) $stage: stage reached" [ $reached = yes ]
-    check "kill ($how) $stage: writes proceed within 1 s" [ $writes = yes ]
+    check "kill ($how) $stage: writes go on within 1 s, the server never restarted (gap $gap ms)" [ $writes = yes ]
     check "kill ($how) $stage: no snapshot left, origin active" [ $snap = yes ]
     check "kill ($how) $stage: no object under the key" [ $object = yes ]
     check "kill ($how) $stage: no multipart upload open" [ $upload = yes ]
     check "kill ($how) $stage: the next run succeeds" [ $next = yes ]
-    table+=("$(printf '%-18s %-5s %-8s %-7s %-9s %-7s %-7s %-9s' "$stage" "$how" $reached $writes $snap $object $upload $next)")
+    table+=("$(printf '%-18s %-5s %-8s %-7s %-9s %-7s %-7s %-9s' "$stage" "$how" $reached "${gap}ms" $snap $object $upload $next)")
 }
 
 for stage in $stages; do

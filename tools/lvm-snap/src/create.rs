@@ -3,6 +3,7 @@
 //! then one `lvcreate` per volume.
 
 use crate::lvm::{self, Name, Volume};
+use crate::repair;
 use crate::signals::Signals;
 use mysnap::units::{format_size, parse_size};
 use mysnap::{Error, Exit, Result};
@@ -136,7 +137,7 @@ pub fn plan(
         }
         let replaces = match find(&snapshot) {
             None => None,
-            Some(taken) if !taken.is_snapshot() => {
+            Some(taken) if !crate::remove::removable(taken) => {
                 return Err(Error::new(
                     Exit::CantCreate,
                     format!("{snapshot} exists and is not a snapshot: choose another --name"),
@@ -144,15 +145,17 @@ pub fn plan(
             }
             Some(taken) if request.replace => Some(taken.clone()),
             Some(taken) => {
+                let what = match &taken.origin {
+                    Some(origin) => format!("a snapshot of {}/{origin}", snapshot.vg),
+                    None => "left by a killed lvcreate".to_string(),
+                };
                 return Err(Error::new(
                     Exit::CantCreate,
                     format!(
-                        "{snapshot} exists (a snapshot of {}/{}): pass --replace, or remove it \
-                         with 'lvm-snap remove {snapshot}'",
-                        snapshot.vg,
-                        taken.origin.as_deref().unwrap_or("?")
+                        "{snapshot} exists ({what}): pass --replace, or remove it \
+                         with 'lvm-snap remove {snapshot}'"
                     ),
-                ))
+                ));
             }
         };
         planned.push(Planned {
@@ -218,11 +221,13 @@ fn check_space(
 
 /// Makes the snapshots. Once SIGTERM or SIGINT has arrived, it lets the
 /// running lvcreate finish, removes what it made, and fails with 128 + N.
+/// An lvcreate that fails, or is killed half-way, is undone at once: its
+/// group repaired and its half-made snapshot removed.
 pub fn create(request: &Request, signals: &mut Signals) -> Result<Vec<Name>> {
     let mut groups = BTreeMap::new();
     for origin in &request.origins {
         if !groups.contains_key(&origin.vg) {
-            groups.insert(origin.vg.clone(), lvm::report(&origin.vg)?);
+            groups.insert(origin.vg.clone(), repair::repair(&origin.vg)?);
         }
     }
     let planned = plan(request, &groups)?;
@@ -245,10 +250,15 @@ pub fn create(request: &Request, signals: &mut Signals) -> Result<Vec<Name>> {
             Ok(())
         });
         if let Err(e) = made {
+            let cleaned = clean_up_after(p, request);
             undo(&created);
             // lvcreate takes SIGTERM while it waits for the group's lock
             // (before it has suspended anything) and gives up: say why.
-            return Err(signals.check().err().unwrap_or(e));
+            let e = signals.check().err().unwrap_or(e);
+            return Err(match cleaned {
+                Ok(()) => e,
+                Err(also) => e.context(format!("and undoing it failed ({also})")),
+            });
         }
         created.push(p.snapshot.clone());
     }
@@ -257,6 +267,21 @@ pub fn create(request: &Request, signals: &mut Signals) -> Result<Vec<Name>> {
         return Err(e);
     }
     Ok(created)
+}
+
+/// After an lvcreate that failed: the group repaired, and the volume it
+/// was making removed if it got as far as making one. Only a volume with
+/// this request's tags: the plan found the name free.
+fn clean_up_after(planned: &Planned, request: &Request) -> Result<()> {
+    let volumes = repair::repair(&planned.snapshot.vg)?.unwrap_or_default();
+    let Some(made) = volumes.iter().find(|v| v.name == planned.snapshot) else {
+        return Ok(());
+    };
+    if request.tags.iter().all(|t| made.carries(t)) {
+        crate::remove::remove_snapshot(made)?;
+        repair::repair(&planned.snapshot.vg)?;
+    }
+    Ok(())
 }
 
 fn undo(created: &[Name]) {

@@ -128,6 +128,11 @@ impl Volume {
         self.attr.starts_with(['s', 'S'])
     }
 
+    /// The origin of one snapshot or more (lv_attr's first letter `o`).
+    pub fn is_origin(&self) -> bool {
+        self.attr.starts_with(['o', 'O'])
+    }
+
     /// An overflowed snapshot: its contents are lost.
     pub fn is_invalid(&self) -> bool {
         self.snapshot_invalid || self.attr.starts_with('S') || self.attr.chars().nth(4) == Some('I')
@@ -198,11 +203,23 @@ pub fn parse_report(json: &[u8]) -> Result<Vec<Volume>> {
         .collect()
 }
 
-/// The volumes of a group, or None when there is no such group. With a
-/// tag (`@tag`) instead of a group: the volumes that carry it, in any group.
+/// The volumes of a group (hidden ones too), or None when there is no such
+/// group. With a tag (`@tag`) instead of a group: the volumes that carry
+/// it, in any group.
 pub fn report(selection: &str) -> Result<Option<Vec<Volume>>> {
-    let output = run(&[
+    report_with(selection, &[])
+}
+
+/// The same report, read while this process holds the group's lock: lvs
+/// must not wait for it (LVM's write-priority locking would deadlock).
+pub fn report_locked(vg: &str, _held: &crate::vglock::VgLock) -> Result<Option<Vec<Volume>>> {
+    report_with(vg, &["--nolocking"])
+}
+
+fn report_with(selection: &str, options: &[&str]) -> Result<Option<Vec<Volume>>> {
+    let mut args = vec![
         "lvs",
+        "-a",
         "--reportformat",
         "json",
         "--units",
@@ -210,8 +227,10 @@ pub fn report(selection: &str) -> Result<Option<Vec<Volume>>> {
         "--nosuffix",
         "-o",
         FIELDS,
-        selection,
-    ])?;
+    ];
+    args.extend(options);
+    args.push(selection);
+    let output = run(&args)?;
     if output.status.success() {
         return parse_report(&output.stdout).map(Some);
     }

@@ -7,8 +7,10 @@ mod dm;
 mod lvm;
 mod mount;
 mod remove;
+mod repair;
 mod run;
 mod signals;
+mod vglock;
 
 use create::{Request, SnapshotSize};
 use lvm::Name;
@@ -188,8 +190,7 @@ fn request(args: &Args, origins: Vec<Name>) -> Result<Request> {
 
 /// A snapshot that exists, or exit 66; not an origin, or exit 65.
 fn snapshot(name: &Name) -> Result<lvm::Volume> {
-    let volumes = lvm::report(&name.vg)?.unwrap_or_default();
-    dm::resume_suspended(&volumes)?;
+    let volumes = repair::repair(&name.vg)?.unwrap_or_default();
     let volume = volumes
         .into_iter()
         .find(|v| v.name == *name)

@@ -15,7 +15,10 @@ use std::process::{Command, Stdio};
 /// names an origin; runs COMMAND on it; removes it.
 pub fn run(request: Request, command: &[String], signals: &mut Signals) -> Result<()> {
     let target = &request.origins[0];
-    let volume = lvm::find(target)?
+    let volume = crate::repair::repair(&target.vg)?
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.name == *target)
         .ok_or_else(|| Error::new(Exit::NoInput, format!("no logical volume {target}")))?;
     let snapshot = if volume.is_snapshot() {
         volume

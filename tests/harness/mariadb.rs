@@ -105,7 +105,7 @@ impl Mariadb {
              CREATE DATABASE t;
              CREATE TABLE t.slow (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;
              INSERT INTO t.slow VALUES (1, 1);
-             CREATE TABLE t.writes (id INT PRIMARY KEY AUTO_INCREMENT, at DOUBLE) ENGINE=InnoDB;",
+             CREATE TABLE t.writes (id INT PRIMARY KEY AUTO_INCREMENT, at DOUBLE, through DOUBLE) ENGINE=InnoDB;",
             BACKUP_PASSWORD.replace('\'', "\\'")
         );
         let out = Command::new(binary("mariadb"))

@@ -78,9 +78,7 @@ sql "CREATE DATABASE t; CREATE TABLE t.items (id INT PRIMARY KEY) ENGINE=InnoDB;
     CREATE TABLE t.log (id INT AUTO_INCREMENT PRIMARY KEY, ts TIMESTAMP(6) NOT NULL) ENGINE=InnoDB;
     CREATE TABLE t.slow (v INT) ENGINE=InnoDB; INSERT INTO t.slow VALUES (1);
     INSERT INTO t.items SELECT seq FROM t.seq_1_to_1000" || exit 1
-yes 'INSERT INTO t.log (ts) VALUES (NOW(6)); DO SLEEP(0.02);' | mariadb -S $sock &
-writer=$! server=$(systemctl show -P MainPID testdb)
-say "testdb.service serves 1000 rows from vg0/db1 (xfs), and a writer adds one every 20 ms"
+say "testdb.service serves 1000 rows from vg0/db1 (xfs)"
 
 mkdir -p $s3root/backups
 cat > /run/systemd/system/s3.service <<EOF
@@ -187,6 +185,10 @@ systemctl reset-failed $unit
 # part files show how far the upload got.
 table=()
 blocker=
+# From here on (the coordinates checks above need a quiet server).
+yes 'INSERT INTO t.log (ts) VALUES (NOW(6)); DO SLEEP(0.02);' | mariadb -S $sock &
+writer=$! server=$(systemctl show -P MainPID testdb)
+say "a writer adds a row every 20 ms"
 mkdir -p /run/inject && ln -sf "$(cd "$(dirname "$0")" && pwd)/inject-lvcreate.sh" /run/inject/lvcreate
 # Which ioctl that is, from one whole lvcreate of the same snapshot.
 MYSNAP_INJECT="trace /run/whole.txt" PATH=/run/inject:$PATH \

@@ -317,27 +317,37 @@ fn bad_archives_change_nothing() {
 fn a_full_disk_while_staging_changes_nothing() {
     let backup = backup();
     let dir = tempfile::tempdir().unwrap();
+    // Large enough for each file's size (a file larger than the whole
+    // filesystem is refused before any write), yet nearly full: the
+    // restore runs out of space while it writes.
     let small = dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
     sh(&format!(
-        "mount -t tmpfs -o size=8m tmpfs {}",
+        "mount -t tmpfs -o size=200m tmpfs {0} && fallocate -l 196m {0}/filler",
         small.display()
     ));
     let datadir = small.join("mysql");
     std::fs::create_dir(&datadir).unwrap();
     let out = run(restore_to(&datadir).arg("--no-server"), &backup.archive);
+    // The restore's lock file stays beside DIR, by design.
     let left: Vec<_> = std::fs::read_dir(&small)
         .unwrap()
         .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".mysql.mysnap-restore.lock")
         .collect();
     let empty = std::fs::read_dir(&datadir).unwrap().next().is_none();
     sh(&format!("umount {}", small.display()));
     out.expect_code(74);
     assert!(out.stderr.contains("No space left"), "{}", out.stderr);
+    let mut left = left;
+    left.sort();
     assert_eq!(
         left,
-        vec![std::ffi::OsString::from("mysql")],
-        "only DIR is left"
+        vec![
+            std::ffi::OsString::from("filler"),
+            std::ffi::OsString::from("mysql")
+        ],
+        "only DIR (and the filler) is left"
     );
     assert!(empty, "DIR is still empty");
 }
@@ -560,7 +570,7 @@ fn layout_files_go_back_where_they_came_from_with_include_layout() {
     );
 
     let again = dir.path().join("mysql2");
-    let out = restore_to(&again, &["--include-layout"]);
+    let out = restore_to(&again, &["--include-layout", redo.to_str().unwrap()]);
     out.expect_code(0);
     assert_eq!(
         std::fs::read(again.join("ibdata1")).unwrap(),

@@ -173,6 +173,19 @@ impl Mariadb {
         cmd
     }
 
+    /// One value from the server, or None while it does not answer.
+    pub fn try_value(&self, query: &str) -> Option<String> {
+        let opts = mysql::OptsBuilder::new()
+            .socket(Some(self.socket.display().to_string()))
+            .user(Some("admin"))
+            .pass(Some(ADMIN_PASSWORD))
+            .prefer_socket(false);
+        let mut conn = mysql::Conn::new(opts).ok()?;
+        mysql::prelude::Queryable::query_first(&mut conn, query)
+            .ok()
+            .flatten()
+    }
+
     /// One value from the server.
     pub fn value(&self, query: &str) -> Option<String> {
         self.admin().query_first(query).unwrap()

@@ -128,6 +128,11 @@ impl Args {
         self.matches.opt_str(name)
     }
 
+    /// Every value of a repeatable option, in order.
+    pub fn strings(&self, name: &str) -> Vec<String> {
+        self.matches.opt_strs(name)
+    }
+
     /// An option parsed by `parse`, or `default` when absent.
     pub fn value<T>(&self, name: &str, default: T, parse: impl Fn(&str) -> Result<T>) -> Result<T> {
         match self.matches.opt_str(name) {

@@ -8,6 +8,8 @@
 
 #[cfg(feature = "archive")]
 pub mod archive;
+#[cfg(feature = "archive")]
+pub mod beneath;
 pub mod child;
 pub mod cli;
 pub mod error;

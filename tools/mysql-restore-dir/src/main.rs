@@ -5,7 +5,9 @@
 //! that fails before the swap leaves DIR untouched; a server that fails to
 //! start on the restored data gets its previous data back.
 
+mod exclusive;
 mod input;
+mod layout;
 mod replica;
 mod server;
 mod signals;
@@ -13,6 +15,7 @@ mod swap;
 mod unpack;
 
 use input::Input;
+use mysnap::beneath::Root;
 use mysnap::cli::{Args, Cli};
 use mysnap::error::IoContext;
 use mysnap::mysql::ConnectOptions;
@@ -66,10 +69,11 @@ fn cli() -> Cli {
         "owner of the restored files (default: DIR's owner, else mysql)",
         "USER",
     );
-    opts.optflag(
+    opts.optmulti(
         "",
         "include-layout",
-        "also restore the files the archive holds from outside the datadir",
+        "also restore the archive's files from ORIGINAL outside the datadir, into TARGET (default: ORIGINAL); repeatable",
+        "ORIGINAL[=TARGET]",
     );
     opts.optopt(
         "",
@@ -132,6 +136,8 @@ struct Restore {
     wait: Duration,
     owner: Owner,
     stamp: String,
+    /// The layout directories the command line allows replacing.
+    mappings: Vec<layout::Mapping>,
 }
 
 fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
@@ -145,6 +151,9 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     let jobs = args.number("jobs", 2, 1, 64)?;
     let in_place = args.flag("in-place");
     let connect = ConnectOptions::from_args(&args, "mysql-restore-dir")?;
+    let mappings = layout::parse(&args.strings("include-layout"), &dir)?;
+    // Held until the process exits.
+    let _lock = exclusive::lock(&dir)?;
     let datadir = Datadir::inspect(&dir)?;
     check_target(&args, &datadir, &control)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
@@ -163,6 +172,7 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
         wait,
         owner,
         stamp,
+        mappings,
     };
     let started = Instant::now();
     let (unpacked, downtime) = if in_place {
@@ -323,13 +333,11 @@ impl Restore {
         }
         let mut input = Input::open(args.command.as_deref(), jobs, signals.clone())?;
         log::debug!("archive compression: {}", input.compression.name());
-        let include_layout = args.flag("include-layout");
+        let mappings = self.mappings.clone();
         let (stamp, layout) = (self.stamp.clone(), self.layout.clone());
         let roots = Roots {
             datadir: root.to_path_buf(),
-            layout: Box::new(move |manifest| {
-                layout_roots(manifest, include_layout, &stamp, &layout)
-            }),
+            layout: Box::new(move |manifest| layout_roots(manifest, &mappings, &stamp, &layout)),
         };
         let mut progress = Progress::new("unpacked", None);
         let unpacked = unpack::unpack(&mut input, roots, self.owner, signals, &mut progress);
@@ -511,33 +519,29 @@ fn owner(args: &Args, datadir: &Datadir) -> Result<Owner> {
     ))
 }
 
-/// Staging roots for the layout directories: beside each original, on its
-/// filesystem (recorded in `targets` for the swap). None when they are
-/// only verified, not restored.
+/// Staging roots for the layout directories the command line named: beside
+/// each target, on its filesystem (recorded in `targets` for the swap).
+/// None when nothing of the layout is restored, only verified.
 fn layout_roots(
     manifest: &mysnap::archive::Manifest,
-    include: bool,
+    mappings: &[layout::Mapping],
     stamp: &str,
     targets: &RefCell<Vec<Target>>,
 ) -> Result<Option<Vec<(String, PathBuf)>>> {
-    if !include {
-        if !manifest.layout.is_empty() {
-            log::warn!(
-                "the archive holds files from outside the datadir ({}); \
-                 they are verified but not restored without --include-layout",
-                manifest
-                    .layout
-                    .iter()
-                    .map(|l| l.original.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+    let layout::Resolved { chosen, skipped } = layout::resolve(&manifest.layout, mappings)?;
+    if !skipped.is_empty() {
+        log::warn!(
+            "the archive holds files from outside the datadir ({}); they are verified \
+             but not restored: --include-layout ORIGINAL[=TARGET] names each one to restore",
+            layout::describe(&skipped.into_iter().cloned().collect::<Vec<_>>())
+        );
+    }
+    if chosen.is_empty() {
         return Ok(None);
     }
     let mut roots = Vec::new();
-    for entry in &manifest.layout {
-        let target = Target::new(Datadir::inspect(Path::new(&entry.original))?, stamp)?;
+    for (archived, target_dir) in chosen {
+        let target = Target::new(Datadir::inspect(&target_dir)?, stamp)?;
         let staging = target.names.staging.clone();
         fs::DirBuilder::new()
             .mode(0o700)
@@ -549,7 +553,7 @@ fn layout_roots(
                 )
             })?;
         targets.borrow_mut().push(target);
-        roots.push((entry.archived.clone(), staging));
+        roots.push((archived, staging));
     }
     Ok(Some(roots))
 }
@@ -581,9 +585,10 @@ fn prepare(
     let old_datadir = status
         .and_then(|s| s.pointer("/layout/datadir"))
         .and_then(|v| v.as_str());
-    replica::rewrite_indexes(root, old_datadir, datadir)?;
+    let staged = Root::open(root).ctx(format!("opening {}", root.display()))?;
+    replica::rewrite_indexes(&staged, old_datadir, datadir)?;
     if args.flag("as-replica") {
-        let removed = replica::remove_cloned_state(root)?;
+        let removed = replica::remove_cloned_state(&staged)?;
         log::info!(
             "as a replica: removed {}",
             if removed.is_empty() {

@@ -3,10 +3,12 @@
 //! server; and what `--as-replica` removes so the copy is not a clone of
 //! its source's identity.
 
+use mysnap::beneath::{Kind, Root};
 use mysnap::error::IoContext;
 use mysnap::Result;
+use rustix::fs::OFlags;
 use serde_json::Value;
-use std::fs;
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// The coordinates recorded by mysql-lock-hold, from the manifest's status.
@@ -114,14 +116,20 @@ fn cloned_state(name: &str) -> bool {
         || name.starts_with("master-") && name.ends_with(".info")
 }
 
-/// Removes the cloned state from the staged datadir. Returns what it removed.
-pub fn remove_cloned_state(staging: &Path) -> Result<Vec<String>> {
+/// Removes the cloned state from the staged datadir: names at its top,
+/// each removed itself (a symlink's target is never touched). Returns what
+/// it removed.
+pub fn remove_cloned_state(staging: &Root) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    for entry in fs::read_dir(staging).ctx(format!("reading {}", staging.display()))? {
-        let name = entry.ctx("reading the staged datadir")?.file_name();
+    let top = staging
+        .list(Path::new(""))
+        .ctx(format!("reading {}", staging.path().display()))?;
+    for (name, kind) in top {
         let name = name.to_string_lossy().to_string();
-        if cloned_state(&name) {
-            fs::remove_file(staging.join(&name)).ctx(format!("removing {name}"))?;
+        if cloned_state(&name) && kind != Kind::Dir {
+            staging
+                .remove_file(Path::new(&name))
+                .ctx(format!("removing {name}"))?;
             removed.push(name);
         }
     }
@@ -133,26 +141,47 @@ pub fn remove_cloned_state(staging: &Path) -> Result<Vec<String>> {
 /// server will not start on an index that names files it cannot find.
 /// A line under the old datadir (when the manifest says where that was)
 /// keeps its place below it; any other absolute line whose file sits at the
-/// top of the staged datadir is pointed there.
+/// top of the staged datadir is pointed there. Only regular files are read
+/// and rewritten, opened beneath the staging root: an index that is a
+/// symlink is left alone.
 pub fn rewrite_indexes(
-    staging: &Path,
+    staging: &Root,
     old_datadir: Option<&str>,
     new_datadir: &Path,
 ) -> Result<()> {
-    for entry in fs::read_dir(staging).ctx(format!("reading {}", staging.display()))? {
-        let path = entry.ctx("reading the staged datadir")?.path();
-        if path.extension().is_some_and(|e| e == "index") {
-            let text = fs::read_to_string(&path).ctx(format!("reading {}", path.display()))?;
-            let rewritten = rewrite_lines(&text, staging, old_datadir, new_datadir);
-            if rewritten != text {
-                fs::write(&path, rewritten).ctx(format!("rewriting {}", path.display()))?;
-            }
+    let top = staging
+        .list(Path::new(""))
+        .ctx(format!("reading {}", staging.path().display()))?;
+    for (name, kind) in top {
+        let rel = Path::new(&name);
+        if kind != Kind::File || rel.extension().is_none_or(|e| e != "index") {
+            continue;
+        }
+        let shown = staging.display(rel);
+        let mut text = String::new();
+        staging
+            .open_file(rel, OFlags::RDONLY)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .ctx(format!("reading {}", shown.display()))?;
+        let is_file =
+            |file: &std::ffi::OsStr| staging.kind(Path::new(file)).ok() == Some(Kind::File);
+        let rewritten = rewrite_lines(&text, is_file, old_datadir, new_datadir);
+        if rewritten != text {
+            staging
+                .open_file(rel, OFlags::WRONLY | OFlags::TRUNC)
+                .and_then(|mut f| f.write_all(rewritten.as_bytes()))
+                .ctx(format!("rewriting {}", shown.display()))?;
         }
     }
     Ok(())
 }
 
-fn rewrite_lines(text: &str, staging: &Path, old: Option<&str>, new: &Path) -> String {
+fn rewrite_lines(
+    text: &str,
+    is_file: impl Fn(&std::ffi::OsStr) -> bool,
+    old: Option<&str>,
+    new: &Path,
+) -> String {
     let old = old.map(|o| o.trim_end_matches('/'));
     text.lines()
         .map(|line| {
@@ -164,7 +193,7 @@ fn rewrite_lines(text: &str, staging: &Path, old: Option<&str>, new: &Path) -> S
                 .filter(|_| line.starts_with('/'));
             match (below_old, file) {
                 (Some(rest), _) => format!("{}{rest}\n", new.display()),
-                (None, Some(file)) if staging.join(file).is_file() => {
+                (None, Some(file)) if is_file(file) => {
                     format!("{}\n", new.join(file).display())
                 }
                 _ => format!("{line}\n"),
@@ -230,15 +259,11 @@ mod tests {
 
     #[test]
     fn index_paths_follow_the_datadir() {
-        let dir = std::env::temp_dir().join(format!("restore-index-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("binlog.000003"), b"").unwrap();
         let text = "/var/lib/mysql/logs/binlog.000001\n./binlog.000002\n/elsewhere/binlog.000003\n/gone/binlog.000004\n";
         let new = Path::new("/srv/db");
         assert_eq!(
-            rewrite_lines(text, &dir, Some("/var/lib/mysql/"), new),
+            rewrite_lines(text, |f| f == "binlog.000003", Some("/var/lib/mysql/"), new),
             "/srv/db/logs/binlog.000001\n./binlog.000002\n/srv/db/binlog.000003\n/gone/binlog.000004\n"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

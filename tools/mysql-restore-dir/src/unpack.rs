@@ -1,22 +1,26 @@
-//! Unpacking an archive into a fresh staging directory, safely: every name
-//! must stay inside its root, no link may point out of it, no special file
-//! is created, and nothing is ever written through a symlink. Each file is
+//! Unpacking an archive into a fresh staging directory, safely: every path
+//! is resolved beneath its root by the kernel (`mysnap::beneath`), so no
+//! name leaves the root and nothing is ever written through a symlink; no
+//! link may lead out of the root, no special file is created, and setuid
+//! and setgid bits are cleared. Each file is
 //! hashed as it is written, so the checksum list at the end can be checked
 //! without reading the data twice. Runs of zeros become holes again.
 
 use crate::signals::Signals;
 use mysnap::archive::{self, Checksums, Manifest, CHECKSUMS_PATH, LAYOUT_DIR, MANIFEST_PATH};
+use mysnap::beneath::{self, Kind, Root};
 use mysnap::progress::Progress;
+use mysnap::units::format_size;
 use mysnap::{Error, Exit, Result};
 use nix::sys::stat::{futimens, Mode};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, Gid, Uid};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Given the manifest's layout entries, the staging root for each archived
@@ -70,23 +74,40 @@ impl Unpacked {
 #[derive(Clone, Copy)]
 pub struct Owner(pub Option<(Uid, Gid)>);
 
+/// The mode bits an entry keeps: setuid and setgid are cleared, since a
+/// data directory never needs them and a planted one would run as its
+/// owner. The sticky bit stays.
+const MODE_KEPT: u32 = 0o1777;
+
 /// A directory's metadata, applied after its contents (writing into a
 /// directory changes its mtime, and a read-only mode would stop us).
 struct DirMeta {
-    path: PathBuf,
+    root: usize,
+    rel: PathBuf,
     mode: u32,
     mtime: i64,
     owner: (Uid, Gid),
 }
 
+/// A symlink the archive made, checked once every entry exists.
+struct Planted {
+    root: usize,
+    rel: PathBuf,
+    target: PathBuf,
+    name: String,
+}
+
 struct Unpacker<'a> {
     owner: Owner,
-    /// Prefix in the archive → staging root.
-    roots: Vec<(String, PathBuf)>,
+    /// Where entries are written: `roots[0]` is the datadir's staging root,
+    /// the others the layout directories', each with its archived prefix.
+    roots: Vec<(String, Root)>,
     skip_layout: bool,
-    symlinks: HashSet<PathBuf>,
-    written: HashSet<PathBuf>,
+    written: HashSet<(usize, PathBuf)>,
+    links: Vec<Planted>,
     dirs: Vec<DirMeta>,
+    /// Entries whose setuid or setgid bit was cleared.
+    cleared: Vec<String>,
     buf: AlignedBuf,
     signals: &'a Signals,
 }
@@ -142,6 +163,19 @@ fn unwritable(path: &Path, e: io::Error) -> Error {
     Error::new(Exit::IoErr, format!("cannot write {}: {e}", path.display()))
 }
 
+/// A failed step on `rel` under `root` for the entry `name`: the kernel's
+/// refusal of a path through a symlink or out of the root is the archive's
+/// fault, anything else the staging area's.
+fn failed(root: &Root, rel: &Path, name: &str, e: io::Error) -> Error {
+    if beneath::is_escape(&e) {
+        corrupt(format!(
+            "'{name}' would be written through a symlink or outside the data directory"
+        ))
+    } else {
+        unwritable(&root.display(rel), e)
+    }
+}
+
 /// Unpacks `input` (an uncompressed tar) under `roots`.
 pub fn unpack(
     input: impl Read,
@@ -150,13 +184,15 @@ pub fn unpack(
     signals: &Signals,
     progress: &mut Progress,
 ) -> Result<Unpacked> {
+    let datadir = Root::open(&roots.datadir).map_err(|e| unwritable(&roots.datadir, e))?;
     let mut unpacker = Unpacker {
         owner,
-        roots: Vec::new(),
+        roots: vec![(String::new(), datadir)],
         skip_layout: false,
-        symlinks: HashSet::new(),
         written: HashSet::new(),
+        links: Vec::new(),
         dirs: Vec::new(),
+        cleared: Vec::new(),
         buf: AlignedBuf::new(),
         signals,
     };
@@ -201,7 +237,12 @@ pub fn unpack(
                     ));
                 }
                 match (roots.layout)(&manifest)? {
-                    Some(layout) => unpacker.roots = layout,
+                    Some(layout) => {
+                        for (prefix, path) in layout {
+                            let root = Root::open(&path).map_err(|e| unwritable(&path, e))?;
+                            unpacker.roots.push((prefix, root));
+                        }
+                    }
                     None => unpacker.skip_layout = true,
                 }
                 out.manifest = Some(manifest);
@@ -215,8 +256,8 @@ pub fn unpack(
             continue;
         }
         first = false;
-        let (root, rel) = unpacker.place(&name, &roots.datadir)?;
-        if let Some((size, sha)) = unpacker.entry(&mut entry, root.as_deref(), &rel, &name)? {
+        let place = unpacker.place(&name)?;
+        if let Some((size, sha)) = unpacker.entry(&mut entry, place, &name)? {
             out.files += 1;
             out.bytes += size;
             progress.update(out.bytes);
@@ -224,7 +265,20 @@ pub fn unpack(
             out.sums.insert(name, (size, sha));
         }
     }
+    unpacker.check_links()?;
     unpacker.finish_dirs()?;
+    if !unpacker.cleared.is_empty() {
+        log::warn!(
+            "cleared the setuid or setgid bit of {} entr{} (a data directory never needs them): {}",
+            unpacker.cleared.len(),
+            if unpacker.cleared.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            unpacker.cleared.join(", ")
+        );
+    }
     Ok(out)
 }
 
@@ -241,62 +295,57 @@ fn clean(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Where a link's target lands, resolved by name within its root; None
-/// when it would leave the root (or is absolute).
-fn resolve_within(link: &Path, target: &Path) -> Option<PathBuf> {
-    let mut resolved: Vec<_> = link.parent()?.components().collect();
-    for component in target.components() {
-        match component {
-            Component::Normal(_) => resolved.push(component),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                resolved.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(resolved.iter().collect())
+/// Names at the top of a root that a restore itself uses or keeps: an
+/// archive that holds them would collide with the swap.
+fn reserved(top: &str) -> bool {
+    top.starts_with(".mysnap-")
 }
 
 impl Unpacker<'_> {
-    /// The staging root and the path under it for an entry; no root for a
-    /// layout file that is only verified.
-    fn place(&self, name: &str, datadir: &Path) -> Result<(Option<PathBuf>, PathBuf)> {
+    /// The root (an index into `roots`) and the path under it for an
+    /// entry; no root for a layout file that is only verified.
+    fn place(&self, name: &str) -> Result<Option<(usize, PathBuf)>> {
         let rel = clean(name)?;
         if rel.as_os_str().is_empty() {
-            return Ok((None, rel)); // "./": the root, which staging already is
+            return Ok(None); // "./": the root, which staging already is
         }
-        if !rel.starts_with(LAYOUT_DIR) {
-            return Ok((Some(datadir.to_path_buf()), rel));
-        }
-        if self.skip_layout {
-            return Ok((None, rel));
-        }
-        for (prefix, root) in &self.roots {
-            if let Ok(inner) = rel.strip_prefix(prefix) {
-                return Ok((Some(root.clone()), inner.to_path_buf()));
+        let (root, rel) = if !rel.starts_with(LAYOUT_DIR) {
+            (0, rel)
+        } else if self.skip_layout {
+            return Ok(None);
+        } else if let Some((i, inner)) =
+            self.roots
+                .iter()
+                .enumerate()
+                .skip(1)
+                .find_map(|(i, (prefix, _))| {
+                    rel.strip_prefix(prefix)
+                        .ok()
+                        .map(|inner| (i, inner.to_path_buf()))
+                })
+        {
+            if inner.as_os_str().is_empty() {
+                return Ok(None);
             }
+            (i, inner)
+        } else if Path::new(LAYOUT_DIR).starts_with(&rel) {
+            return Ok(None); // the mysnap/ and mysnap/layout/ directories themselves
+        } else {
+            return Err(corrupt(format!(
+                "'{name}' is under no layout entry of the manifest"
+            )));
+        };
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy());
+        if top.as_deref().is_some_and(reserved) {
+            return Err(corrupt(format!(
+                "'{name}': names that start with .mysnap- are the restore's own \
+                 (an earlier restore's leftovers were archived?)"
+            )));
         }
-        if Path::new(LAYOUT_DIR).starts_with(&rel) {
-            return Ok((None, rel)); // the mysnap/ and mysnap/layout/ directories themselves
-        }
-        Err(corrupt(format!(
-            "'{name}' is under no layout entry of the manifest"
-        )))
-    }
-
-    /// Refuses a path that runs through a symlink this archive created.
-    fn check_no_symlink(&self, full: &Path) -> Result<()> {
-        for ancestor in full.ancestors().skip(1) {
-            if self.symlinks.contains(ancestor) {
-                return Err(corrupt(format!(
-                    "'{}' would be written through the symlink '{}'",
-                    full.display(),
-                    ancestor.display()
-                )));
-            }
-        }
-        Ok(())
+        Ok(Some((root, rel)))
     }
 
     fn owner_of(&self, header: &tar::Header) -> Result<(Uid, Gid)> {
@@ -309,26 +358,49 @@ impl Unpacker<'_> {
         })
     }
 
-    fn make_parent(&self, full: &Path) -> Result<()> {
-        let parent = full.parent().expect("a path under a root has a parent");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(parent)
-            .map_err(|e| unwritable(parent, e))
+    fn make_parent(&self, root: &Root, rel: &Path, name: &str) -> Result<()> {
+        match rel.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => root
+                .mkdir_all(parent, 0o750)
+                .map_err(|e| failed(root, parent, name, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses an entry larger than the whole staging filesystem, holes
+    /// included, before a byte of it is written or hashed: a sparse map or
+    /// a header that claims a petabyte would otherwise cost hours of
+    /// hashing zeros before any other check. (Free space is not judged
+    /// here: runs of zeros become holes, so the data may need less than the
+    /// archive holds; a disk that fills up fails the write with ENOSPC.)
+    fn check_room(&self, root: &Root, size: u64, name: &str) -> Result<()> {
+        let fs = rustix::fs::fstatvfs(root.fd()).map_err(|e| unwritable(root.path(), e.into()))?;
+        let total = fs.f_blocks.saturating_mul(fs.f_frsize);
+        if size > total {
+            return Err(Error::new(
+                Exit::IoErr,
+                format!(
+                    "'{name}' is {} ({size} bytes), more than the whole filesystem of {} \
+                     holds ({}): refused before writing it",
+                    format_size(size),
+                    root.path().display(),
+                    format_size(total)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Writes one entry. Returns the size and SHA-256 of a regular file.
     fn entry<R: Read>(
         &mut self,
         entry: &mut tar::Entry<R>,
-        root: Option<&Path>,
-        rel: &Path,
+        place: Option<(usize, PathBuf)>,
         name: &str,
     ) -> Result<Option<(u64, String)>> {
         use tar::EntryType::*;
         let kind = entry.header().entry_type();
-        let Some(root) = root else {
+        let Some((index, rel)) = place else {
             // Verified, not written.
             return match kind {
                 Regular | Continuous | GNUSparse => {
@@ -338,27 +410,35 @@ impl Unpacker<'_> {
                 _ => Ok(None),
             };
         };
-        let full = root.join(rel);
-        self.check_no_symlink(&full)?;
         let header = entry.header().clone();
-        let mode = header.mode().map_err(unreadable)? & 0o7777;
+        let archived_mode = header.mode().map_err(unreadable)? & 0o7777;
+        let mode = archived_mode & MODE_KEPT;
+        if mode != archived_mode {
+            self.cleared.push(format!("'{name}'"));
+        }
         let mtime = header.mtime().map_err(unreadable)? as i64;
         let owner = self.owner_of(&header)?;
+        if rel == Path::new("lost+found") && index == 0 && kind != Directory {
+            return Err(corrupt(format!(
+                "'{name}' is a {kind:?} entry: lost+found must be a directory"
+            )));
+        }
+        let root = &self.roots[index].1;
         match kind {
             Directory => {
-                match fs::symlink_metadata(&full) {
-                    Ok(meta) if meta.is_dir() => {}
+                match root.kind(&rel) {
+                    Ok(Kind::Dir) => {}
                     Ok(_) => return Err(corrupt(format!("'{name}' appears twice"))),
-                    Err(_) => {
-                        self.make_parent(&full)?;
-                        fs::DirBuilder::new()
-                            .mode(0o700)
-                            .create(&full)
-                            .map_err(|e| unwritable(&full, e))?;
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.make_parent(root, &rel, name)?;
+                        root.mkdir(&rel, 0o700)
+                            .map_err(|e| failed(root, &rel, name, e))?;
                     }
+                    Err(e) => return Err(failed(root, &rel, name, e)),
                 }
                 self.dirs.push(DirMeta {
-                    path: full,
+                    root: index,
+                    rel,
                     mode,
                     mtime,
                     owner,
@@ -366,10 +446,13 @@ impl Unpacker<'_> {
                 Ok(None)
             }
             Regular | Continuous | GNUSparse => {
-                self.claim(&full, name)?;
-                self.make_parent(&full)?;
+                self.check_room(root, entry.size(), name)?;
+                self.claim(index, &rel, name)?;
+                let root = &self.roots[index].1;
+                self.make_parent(root, &rel, name)?;
                 let direct = entry.size() >= DIRECT_MIN;
-                let file = create(&full, direct).map_err(|e| unwritable(&full, e))?;
+                let file = create(root, &rel, direct).map_err(|e| failed(root, &rel, name, e))?;
+                let full = root.display(&rel);
                 let sum = self.write_file(entry, file, &full, (mode, mtime, owner))?;
                 Ok(Some(sum))
             }
@@ -379,24 +462,27 @@ impl Unpacker<'_> {
                     .map_err(unreadable)?
                     .ok_or_else(|| corrupt(format!("symlink '{name}' has no target")))?
                     .to_path_buf();
-                if resolve_within(rel, &target).is_none() {
+                // By names first, for a clear message; the kernel's check
+                // follows once every entry exists (check_links).
+                if target.has_root() || !beneath::lexically_within(&rel, &target) {
                     return Err(corrupt(format!(
                         "symlink '{name}' points outside the data directory ({})",
                         target.display()
                     )));
                 }
-                self.claim(&full, name)?;
-                self.make_parent(&full)?;
-                std::os::unix::fs::symlink(&target, &full).map_err(|e| unwritable(&full, e))?;
-                nix::unistd::fchownat(
-                    None,
-                    &full,
-                    Some(owner.0),
-                    Some(owner.1),
-                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| unwritable(&full, e.into()))?;
-                self.symlinks.insert(full);
+                self.claim(index, &rel, name)?;
+                let root = &self.roots[index].1;
+                self.make_parent(root, &rel, name)?;
+                root.symlink(&target, &rel)
+                    .map_err(|e| failed(root, &rel, name, e))?;
+                root.chown_link(&rel, owner.0.as_raw(), owner.1.as_raw())
+                    .map_err(|e| failed(root, &rel, name, e))?;
+                self.links.push(Planted {
+                    root: index,
+                    rel,
+                    target,
+                    name: name.to_string(),
+                });
                 Ok(None)
             }
             Link => {
@@ -406,17 +492,31 @@ impl Unpacker<'_> {
                     .ok_or_else(|| corrupt(format!("hard link '{name}' has no target")))?;
                 let target = clean(&target.to_string_lossy())
                     .map_err(|_| corrupt(format!("hard link '{name}' points outside")))?;
-                let source = root.join(&target);
-                self.check_no_symlink(&source)?;
-                if !self.written.contains(&source) || self.symlinks.contains(&source) {
-                    return Err(corrupt(format!(
+                // Layout files link only within their own directory.
+                let source = match self.roots[index].0.as_str() {
+                    "" => target.clone(),
+                    prefix => target
+                        .strip_prefix(prefix)
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|_| PathBuf::from("..").join(&target)),
+                };
+                let not_ours = || {
+                    corrupt(format!(
                         "hard link '{name}' points to '{}', which is not a file in this archive",
                         target.display()
-                    )));
+                    ))
+                };
+                if !self.written.contains(&(index, source.clone())) {
+                    return Err(not_ours());
                 }
-                self.claim(&full, name)?;
-                self.make_parent(&full)?;
-                fs::hard_link(&source, &full).map_err(|e| unwritable(&full, e))?;
+                self.claim(index, &rel, name)?;
+                let root = &self.roots[index].1;
+                self.make_parent(root, &rel, name)?;
+                root.hard_link(&source, &rel)
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EPERM) => not_ours(),
+                        _ => failed(root, &rel, name, e),
+                    })?;
                 Ok(None)
             }
             XGlobalHeader | XHeader | GNULongName | GNULongLink => Ok(None),
@@ -426,10 +526,32 @@ impl Unpacker<'_> {
         }
     }
 
-    /// Records that `full` is taken; a second entry of the same name is refused.
-    fn claim(&mut self, full: &Path, name: &str) -> Result<()> {
-        if !self.written.insert(full.to_path_buf()) {
+    /// Records that `rel` is taken; a second entry of the same name is refused.
+    fn claim(&mut self, root: usize, rel: &Path, name: &str) -> Result<()> {
+        if !self.written.insert((root, rel.to_path_buf())) {
             return Err(corrupt(format!("'{name}' appears twice")));
+        }
+        Ok(())
+    }
+
+    /// Every symlink, judged by the kernel now that every entry exists: its
+    /// target must resolve inside its root, and not through a symlink the
+    /// archive made (`a -> .`, then `b -> a/..`).
+    fn check_links(&self) -> Result<()> {
+        for link in &self.links {
+            let root = &self.roots[link.root].1;
+            root.check_link(&link.rel, &link.target).map_err(|e| {
+                if beneath::is_escape(&e) {
+                    corrupt(format!(
+                        "symlink '{}' -> '{}' leads outside the data directory, or through \
+                         another symlink of the archive",
+                        link.name,
+                        link.target.display()
+                    ))
+                } else {
+                    unwritable(&root.display(&link.rel), e)
+                }
+            })?;
         }
         Ok(())
     }
@@ -478,40 +600,35 @@ impl Unpacker<'_> {
             size += n as u64;
         }
         let file = file.finish(size).map_err(|e| unwritable(full, e))?;
-        fchown(file.as_raw_fd(), Some(owner.0), Some(owner.1))
-            .map_err(|e| unwritable(full, e.into()))?;
-        nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))
-            .map_err(|e| unwritable(full, e.into()))?;
-        let time = TimeSpec::new(mtime, 0);
-        futimens(file.as_raw_fd(), &time, &time).map_err(|e| unwritable(full, e.into()))?;
+        set_meta(&file, mode, mtime, owner).map_err(|e| unwritable(full, e))?;
         Ok((size, hex::encode(hasher.finalize())))
     }
 
-    /// Directory modes and mtimes, deepest first.
+    /// Directory owners, modes and mtimes, deepest first, each on the
+    /// directory opened beneath its root (never through a symlink).
     fn finish_dirs(&mut self) -> Result<()> {
-        self.dirs.sort_by(|a, b| b.path.cmp(&a.path));
+        self.dirs
+            .sort_by(|a, b| (b.root, &b.rel).cmp(&(a.root, &a.rel)));
         for dir in &self.dirs {
-            let fail = |e: nix::Error| unwritable(&dir.path, e.into());
-            nix::unistd::chown(&dir.path, Some(dir.owner.0), Some(dir.owner.1)).map_err(fail)?;
-            nix::sys::stat::fchmodat(
-                None,
-                &dir.path,
-                Mode::from_bits_truncate(dir.mode),
-                nix::sys::stat::FchmodatFlags::FollowSymlink,
-            )
-            .map_err(fail)?;
-            let time = TimeSpec::new(dir.mtime, 0);
-            nix::sys::stat::utimensat(
-                None,
-                &dir.path,
-                &time,
-                &time,
-                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-            )
-            .map_err(fail)?;
+            let root = &self.roots[dir.root].1;
+            let name = dir.rel.display().to_string();
+            let handle = root
+                .open_dir(&dir.rel)
+                .map_err(|e| failed(root, &dir.rel, &name, e))?;
+            set_meta(&handle, dir.mode, dir.mtime, dir.owner)
+                .map_err(|e| unwritable(&root.display(&dir.rel), e))?;
         }
         Ok(())
     }
+}
+
+/// Owner, mode and mtime of an open file or directory.
+fn set_meta(file: &File, mode: u32, mtime: i64, owner: (Uid, Gid)) -> io::Result<()> {
+    fchown(file.as_raw_fd(), Some(owner.0), Some(owner.1))?;
+    nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))?;
+    let time = TimeSpec::new(mtime, 0);
+    futimens(file.as_raw_fd(), &time, &time)?;
+    Ok(())
 }
 
 /// Whether a block holds only zeros (written to vectorize, unlike a
@@ -520,15 +637,10 @@ fn is_zero(block: &[u8]) -> bool {
     block.iter().fold(0u8, |acc, &b| acc | b) == 0
 }
 
-/// Creates a new file for writing, never through a symlink; with O_DIRECT
-/// when asked and the filesystem allows it.
-fn create(path: &Path, direct: bool) -> io::Result<Output> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .mode(0o600)
-        .open(path)?;
+/// Creates a new file for writing beneath `root`, never through a symlink;
+/// with O_DIRECT when asked and the filesystem allows it.
+fn create(root: &Root, rel: &Path, direct: bool) -> io::Result<Output> {
+    let file = root.create_file(rel, 0o600)?;
     let mut output = Output {
         file,
         direct: false,
@@ -630,6 +742,7 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn paths_must_stay_relative() {
@@ -662,7 +775,7 @@ mod tests {
     fn write_through(direct: bool, data: &[u8], fall_back_after: Option<usize>) -> (bool, Vec<u8>) {
         let scratch = Scratch::new();
         let path = scratch.0.join("f");
-        let mut out = create(&path, direct).unwrap();
+        let mut out = create(&Root::open(&scratch.0).unwrap(), Path::new("f"), direct).unwrap();
         let was_direct = out.direct;
         let mut buf = AlignedBuf::new();
         let buf = buf.get();
@@ -727,17 +840,5 @@ mod tests {
         block[4095] = 1;
         assert!(!is_zero(&block));
         assert!(is_zero(&[]));
-    }
-
-    #[test]
-    fn link_targets_must_resolve_inside() {
-        let link = Path::new("db/t.MYD");
-        assert_eq!(
-            resolve_within(link, Path::new("../other/x")),
-            Some(PathBuf::from("other/x"))
-        );
-        assert_eq!(resolve_within(link, Path::new("../../x")), None);
-        assert_eq!(resolve_within(link, Path::new("/var/lib/x")), None);
-        assert_eq!(resolve_within(Path::new("top"), Path::new("../x")), None);
     }
 }

@@ -137,6 +137,18 @@ fn restore(target: &Target, extra: &[&str], archive: &[u8]) -> Output {
     )
 }
 
+/// A restore into the new directory `datadir` of a fresh machine.
+fn restore_fresh(datadir: &Path, extra: &[&str], archive: &[u8]) -> Output {
+    run(
+        tool("mysql-restore-dir")
+            .arg("--datadir")
+            .arg(datadir)
+            .args(["--no-defaults", "--no-server"])
+            .args(extra),
+        archive,
+    )
+}
+
 /// Restores `archive` onto the target and asserts the refusal: exit
 /// `code`, one line on stderr that says `says`, DIR and its surroundings
 /// byte-identical, the victim untouched.
@@ -146,17 +158,7 @@ fn assert_refused(archive: &[u8], extra: &[&str], code: i32, says: &str) {
     let (before, around) = (snapshot(&dir), beside(target));
     let out = restore(target, extra, archive);
     out.expect_code(code);
-    assert!(
-        out.stderr.contains(says),
-        "stderr should say '{says}':\n{}",
-        out.stderr
-    );
-    assert_eq!(
-        out.stderr.trim().lines().count(),
-        1,
-        "one line:\n{}",
-        out.stderr
-    );
+    out.expect_one_line(says);
     assert!(snapshot(&dir) == before, "DIR changed:\n{}", out.stderr);
     assert_eq!(beside(target), around, "something was left beside DIR");
     assert_eq!(std::fs::read_to_string(&target.victim).unwrap(), VICTIM);
@@ -420,13 +422,7 @@ fn layout_targets_come_from_the_command_line_only() {
     let fresh = tempfile::tempdir().unwrap();
     let datadir = fresh.path().join("data");
     let before = snapshot(&outside);
-    let out = run(
-        tool("mysql-restore-dir")
-            .arg("--datadir")
-            .arg(&datadir)
-            .args(["--no-defaults", "--no-server"]),
-        &archive,
-    );
+    let out = restore_fresh(&datadir, &[], &archive);
     out.expect_code(0);
     assert!(
         out.stderr.contains("verified but not restored"),
@@ -443,18 +439,7 @@ fn layout_targets_come_from_the_command_line_only() {
     );
 
     let other = fresh.path().join("data2");
-    let out = run(
-        tool("mysql-restore-dir")
-            .arg("--datadir")
-            .arg(&other)
-            .args([
-                "--no-defaults",
-                "--no-server",
-                "--include-layout",
-                "/srv/redo",
-            ]),
-        &archive,
-    );
+    let out = restore_fresh(&other, &["--include-layout", "/srv/redo"], &archive);
     out.expect_code(65);
     assert!(
         out.stderr.contains("holds no files from there"),
@@ -497,19 +482,7 @@ fn setuid_and_setgid_bits_are_cleared() {
     ]);
     let fresh = tempfile::tempdir().unwrap();
     let datadir = fresh.path().join("data");
-    let out = run(
-        tool("mysql-restore-dir")
-            .arg("--datadir")
-            .arg(&datadir)
-            .args([
-                "--no-defaults",
-                "--no-server",
-                "--no-manifest",
-                "--owner",
-                "root",
-            ]),
-        &archive,
-    );
+    let out = restore_fresh(&datadir, &["--no-manifest", "--owner", "root"], &archive);
     out.expect_code(0);
     assert!(
         out.stderr
@@ -548,9 +521,11 @@ fn a_second_restore_of_one_datadir_waits_its_turn() {
             "sh",
             "-c",
         ])
+        // Ends when the test says go, or when its directory is gone (a
+        // failed test), so that nothing outlives the test.
         .arg(format!(
-            "cat; while [ ! -e {0} ]; do sleep 0.05; done",
-            fresh.path().join("go").display()
+            "cat; while [ ! -e {0}/go ] && [ -d {0} ]; do sleep 0.05; done",
+            fresh.path().display()
         ));
     let archive = crafted(&[file("ibdata1", b"first")]);
     let (first, feeder) = spawn(&mut first_cmd, archive.clone());
@@ -574,22 +549,13 @@ fn a_second_restore_of_one_datadir_waits_its_turn() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let second = run(
-        tool("mysql-restore-dir")
-            .arg("--datadir")
-            .arg(&datadir)
-            .args(["--no-defaults", "--no-server", "--no-manifest"]),
+    let second = restore_fresh(
+        &datadir,
+        &["--no-manifest"],
         &crafted(&[file("ibdata1", b"second")]),
     );
     second.expect_code(75);
-    assert!(
-        second
-            .stderr
-            .contains("another mysql-restore-dir is restoring"),
-        "{}",
-        second.stderr
-    );
-    assert_eq!(second.stderr.trim().lines().count(), 1, "{}", second.stderr);
+    second.expect_one_line("another mysql-restore-dir is restoring");
     std::fs::write(fresh.path().join("go"), b"").unwrap();
     let first = mysnap_tests::tool::finish(first, feeder);
     first.expect_code(0);

@@ -174,17 +174,7 @@ fn tree(dir: &Path) -> String {
 
 fn assert_refused(out: &Output, code: i32, db: &Mariadb, datadir_before: &str, says: &str) {
     out.expect_code(code);
-    assert!(
-        out.stderr.contains(says),
-        "stderr should say '{says}':\n{}",
-        out.stderr
-    );
-    assert_eq!(
-        out.stderr.trim().lines().count(),
-        1,
-        "one line:\n{}",
-        out.stderr
-    );
+    out.expect_one_line(says);
     assert_eq!(
         count(db, "t.items"),
         TARGET_ROWS,

@@ -50,6 +50,23 @@ impl Output {
         String::from_utf8_lossy(&self.stdout).to_string()
     }
 
+    /// Asserts that stderr is one line, and says `says`: what a refusal
+    /// prints.
+    pub fn expect_one_line(&self, says: &str) -> &Self {
+        assert!(
+            self.stderr.contains(says),
+            "stderr should say '{says}':\n{}",
+            self.stderr
+        );
+        assert_eq!(
+            self.stderr.trim().lines().count(),
+            1,
+            "one line:\n{}",
+            self.stderr
+        );
+        self
+    }
+
     /// Asserts the exit code, showing stderr when it is not the expected one.
     pub fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, code, "exit code; stderr:\n{}", self.stderr);

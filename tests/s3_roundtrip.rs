@@ -137,6 +137,32 @@ fn command_output_is_stored_when_it_succeeds() {
     );
 }
 
+/// COMMAND produces the data and needs no S3 keys: it gets none of the
+/// secret variables (s3-put itself had them, or the upload would fail).
+#[test]
+fn command_gets_none_of_the_s3_secrets() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let out = run(
+        server
+            .tool("s3-put")
+            .args(["s3://backups/env.txt", "--", "env"]),
+        b"",
+    );
+    out.expect_code(0);
+    let env = std::fs::read_to_string(server.object_file(BUCKET, "env.txt")).unwrap();
+    assert!(
+        env.contains("AWS_ENDPOINT_URL="),
+        "the rest of the environment is kept:\n{env}"
+    );
+    for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+        assert!(
+            !env.contains(&format!("{name}=")),
+            "{name} reached COMMAND:\n{env}"
+        );
+    }
+    assert!(!env.contains(&server.secret_key));
+}
+
 #[test]
 fn key_patterns_expand_in_utc_and_existing_keys_are_kept() {
     let server = S3Server::s3s_fs(&[BUCKET]);

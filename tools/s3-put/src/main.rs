@@ -192,7 +192,15 @@ async fn put(
     {
         None => (Box::new(std::io::stdin()), None),
         Some(argv) => {
-            let mut spawned = child::spawn(argv, Stdio::piped())?;
+            let (program, rest) = argv
+                .split_first()
+                .ok_or_else(|| Error::usage("no COMMAND given"))?;
+            let mut command = std::process::Command::new(program);
+            command.args(rest).stdout(Stdio::piped());
+            for name in s3::SECRET_VARIABLES {
+                command.env_remove(name);
+            }
+            let mut spawned = child::spawn_command(&mut command)?;
             let stdout = spawned.stdout.take().expect("stdout is piped");
             (Box::new(stdout), Some(spawned))
         }

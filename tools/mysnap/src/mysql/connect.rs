@@ -333,4 +333,15 @@ mod tests {
             64
         );
     }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let o = options("[client]\nuser = backup\npassword = s3cr3t-pw\n", &[]).unwrap();
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(
+            shown.contains("redacted") && shown.contains("backup"),
+            "{shown}"
+        );
+    }
 }

@@ -22,8 +22,29 @@ pub struct Sources {
 }
 
 /// Options from the groups that apply, with names normalised to `_`.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct OptionValues(BTreeMap<String, String>);
+
+/// Shows every option but the secrets: a `{:?}` in a log or a panic
+/// message must not print a password.
+impl std::fmt::Debug for OptionValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value) in &self.0 {
+            if is_secret(name) {
+                map.entry(name, &"<redacted>");
+            } else {
+                map.entry(name, value);
+            }
+        }
+        map.finish()
+    }
+}
+
+/// Option names whose values are secrets (`password`, `ssl_passphrase`...).
+fn is_secret(name: &str) -> bool {
+    name.contains("password") || name.contains("passwd") || name.contains("passphrase")
+}
 
 impl OptionValues {
     pub fn get(&self, name: &str) -> Option<&str> {

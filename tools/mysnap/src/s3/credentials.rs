@@ -12,6 +12,17 @@ use crate::{Error, Exit, Result};
 use s3::creds::Credentials;
 use std::path::Path;
 
+/// The variables that hold S3 secrets. A COMMAND that s3-put runs gets
+/// none of them: it produces the data, it does not need the keys, and a
+/// child that logs or dumps its environment must not leak them. (The
+/// `AWS_SECURITY_TOKEN` alias is the older SDKs' name for the session token.)
+pub const SECRET_VARIABLES: [&str; 4] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+];
+
 /// A key pair, with a session token for temporary keys.
 fn key_pair(access: &str, secret: &str, token: Option<&str>) -> Credentials {
     Credentials::new(Some(access), Some(secret), None, token, None)

@@ -16,7 +16,7 @@ mod sign;
 mod url;
 
 pub use client::{headers, Client, ObjectInfo};
-pub use credentials::credentials;
+pub use credentials::{credentials, SECRET_VARIABLES};
 pub use failure::Attempt;
 pub use settings::{add_options, Settings};
 pub use url::S3Url;

@@ -26,11 +26,16 @@ pub fn parse_size(text: &str) -> Result<u64> {
     number.checked_mul(unit).ok_or_else(bad)
 }
 
+/// The longest duration any option takes: a hundred years. Longer ones
+/// are refused (exit 64) rather than left to overflow a deadline
+/// (`Instant + Duration` panics past the clock's range).
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Parses `500ms`, `30s`, `5m`, `2h`; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let bad = || {
         Error::usage(format!(
-            "invalid duration '{text}' (examples: 500ms, 30s, 5m)"
+            "invalid duration '{text}' (examples: 500ms, 30s, 5m; at most 100 years)"
         ))
     };
     let t = text.trim();
@@ -45,7 +50,10 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         "h" => number * 3600.0,
         _ => return Err(bad()),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(bad)
 }
 
 /// Formats a byte count for people: `1.5 GiB`, `512 B`.
@@ -95,8 +103,53 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        for bad in ["", "s", "3d", "-1s", "1..2s"] {
+        for bad in [
+            "",
+            "s",
+            "3d",
+            "-1s",
+            "1..2s",
+            "99999999999h",
+            "1e3s",
+            "nan",
+            "inf",
+        ] {
             assert_eq!(parse_duration(bad).unwrap_err().code(), 64, "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, a duration parses within the bound, so a
+        /// deadline from it never overflows, or it is a usage error.
+        #[test]
+        fn any_duration_text_is_bounded_or_refused(text in "[0-9.]{0,40}(ms|s|m|min|h|d|e|)") {
+            match parse_duration(&text) {
+                Ok(d) => {
+                    proptest::prop_assert!(d <= MAX_DURATION);
+                    let _deadline = std::time::Instant::now() + d;
+                }
+                Err(e) => proptest::prop_assert_eq!(e.code(), 64),
+            }
+        }
+
+        /// Sizes never wrap: a parse gives the exact product, or exit 64.
+        #[test]
+        fn any_size_text_is_exact_or_refused(number in "[0-9]{0,25}", unit in "(|b|k|KiB|M|mb|G|T|tib|P|x)") {
+            let text = format!("{number}{unit}");
+            match parse_size(&text) {
+                Ok(size) => {
+                    let n: u128 = number.parse().unwrap();
+                    let scale: u128 = match unit.to_ascii_uppercase().chars().next() {
+                        None | Some('B') => 1,
+                        Some('K') => 1 << 10,
+                        Some('M') => 1 << 20,
+                        Some('G') => 1 << 30,
+                        _ => 1 << 40,
+                    };
+                    proptest::prop_assert_eq!(size as u128, n * scale);
+                }
+                Err(e) => proptest::prop_assert_eq!(e.code(), 64),
+            }
         }
     }
 

@@ -138,6 +138,12 @@ impl Volume {
         self.snapshot_invalid || self.attr.starts_with('S') || self.attr.chars().nth(4) == Some('I')
     }
 
+    /// Held open by someone: mounted, or in use by a process (lv_attr's
+    /// sixth letter `o`).
+    pub fn is_open(&self) -> bool {
+        self.attr.chars().nth(5) == Some('o')
+    }
+
     pub fn is_active(&self) -> bool {
         self.device.is_some()
     }

@@ -8,9 +8,12 @@ use mysnap::{Error, Exit, Result};
 use std::collections::BTreeSet;
 
 /// A volume that lvm-snap may remove: a snapshot, or what a killed lvcreate
-/// left of one (a volume with lvm-snap's tag that never became a snapshot).
+/// left of one: a volume with lvm-snap's tag that never became a snapshot,
+/// is no origin, and nothing holds open. A tag is only a label anyone can
+/// set, so a tagged volume that is an origin, mounted or in use is never
+/// taken for a leftover, whatever `--tag` or a name says.
 pub fn removable(volume: &Volume) -> bool {
-    volume.is_snapshot() || volume.carries(lvm::TAG)
+    volume.is_snapshot() || volume.carries(lvm::TAG) && !volume.is_origin() && !volume.is_open()
 }
 
 /// Unmounts a snapshot wherever it is mounted, then removes it.
@@ -96,4 +99,53 @@ pub fn remove(names: &[Name], run_tag: Option<&str>) -> Result<()> {
         repair::repair(&vg)?;
     }
     failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<Volume> {
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        lvm::parse_report(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// The same report with one volume's lv_attr and tags replaced.
+    fn altered(name: &str, lv: &str, attr: &str, tags: &str) -> Vec<Volume> {
+        let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        for row in json["report"][0]["lv"].as_array_mut().unwrap() {
+            if row["lv_name"] == lv {
+                row["lv_attr"] = attr.into();
+                row["lv_tags"] = tags.into();
+            }
+        }
+        lvm::parse_report(json.to_string().as_bytes()).unwrap()
+    }
+
+    fn find<'a>(volumes: &'a [Volume], lv: &str) -> &'a Volume {
+        volumes.iter().find(|v| v.name.lv == lv).unwrap()
+    }
+
+    #[test]
+    fn only_snapshots_and_true_leftovers_are_removable() {
+        // What a killed lvcreate left (recorded in the VM): tagged, plain, not open.
+        let killed = fixture("killed/origin-suspended/lvs.json");
+        assert!(removable(find(&killed, "db-snap")));
+        assert!(!removable(find(&killed, "db")), "an untagged origin");
+        let fresh = fixture("lvs-fresh.json");
+        assert!(removable(find(&fresh, "data-snap")));
+        // A tag anyone can set does not make a volume in use removable.
+        let tags = "mysnap,mysnap-run:k71-KILL";
+        let mounted = altered(
+            "killed/origin-suspended/lvs.json",
+            "scratch",
+            "-wi-ao----",
+            tags,
+        );
+        assert!(!removable(find(&mounted, "scratch")), "tagged but mounted");
+        let origin = altered("lvs-fresh.json", "data", "owi-a-s---", "mysnap");
+        assert!(!removable(find(&origin, "data")), "tagged but an origin");
+    }
 }

@@ -395,8 +395,28 @@ fn refuses_what_it_must_not_replace() {
     out.expect_code(64);
     let out = restore_to(&missing, &["--stop-cmd", "true"]);
     out.expect_code(64);
-    std::fs::create_dir(dir.path().join("other.old-x")).unwrap();
     assert!(!missing.exists(), "refusals create nothing");
+    // A name an earlier restore left, for the stamp this one will use, is
+    // refused (exit 73) and kept. The stamp has one-second resolution: the
+    // names cover the next two minutes, so a slow start still meets one.
+    let now = chrono::Utc::now();
+    let left: Vec<PathBuf> = (0..120)
+        .map(|s| {
+            let stamp = (now + chrono::Duration::seconds(s)).format("%Y%m%dT%H%M%SZ");
+            dir.path().join(format!("other.old-{stamp}"))
+        })
+        .collect();
+    for name in &left {
+        std::fs::create_dir(name).unwrap();
+        std::fs::write(name.join("kept"), b"earlier").unwrap();
+    }
+    let out = restore_to(&other, &["--no-server", "--force"]);
+    out.expect_code(73);
+    out.expect_one_line("already exists: remove or rename it");
+    for name in &left {
+        assert_eq!(std::fs::read(name.join("kept")).unwrap(), b"earlier");
+    }
+    assert_eq!(std::fs::read(other.join("notes.txt")).unwrap(), b"mine");
 }
 
 #[test]

@@ -262,3 +262,25 @@ fn packaging_dir_holds_no_build_output() {
         "untracked files in packaging/:\n{untracked}"
     );
 }
+
+/// The tests' hooks are debug-build only: the shipped s3-put does not read
+/// `MYSNAP_TEST_PARTS_PER_STEP` (its name is not even in the binary).
+#[test]
+fn the_packaged_tools_have_no_test_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(deb())
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "dpkg-deb -x");
+    for tool in tools() {
+        let binary = std::fs::read(dir.path().join("usr/bin").join(&tool)).unwrap();
+        let hook = b"MYSNAP_TEST_";
+        assert!(
+            !binary.windows(hook.len()).any(|w| w == hook),
+            "{tool} carries a test hook"
+        );
+    }
+}

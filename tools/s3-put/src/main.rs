@@ -93,13 +93,9 @@ fn run(args: Args) -> Result<()> {
     let base = args.value("part-size", 16 * MIB, parse_size)?;
     let plan = match args.value("expected-size", None, |t| parse_size(t).map(Some))? {
         Some(expected) => PartPlan::for_expected(base, expected)?,
-        None => match std::env::var("MYSNAP_TEST_PARTS_PER_STEP") {
-            Ok(step) => PartPlan::with_step(
-                base,
-                step.parse()
-                    .map_err(|_| Error::usage("MYSNAP_TEST_PARTS_PER_STEP must be a number"))?,
-            )?,
-            Err(_) => PartPlan::new(base)?,
+        None => match test_parts_per_step()? {
+            Some(step) => PartPlan::with_step(base, step)?,
+            None => PartPlan::new(base)?,
         },
     };
     log::debug!(
@@ -260,6 +256,26 @@ async fn put(
         }
         other => other,
     }
+}
+
+/// The tests' hook: `MYSNAP_TEST_PARTS_PER_STEP` makes the part size
+/// double after fewer parts, so growth shows in a small upload. Only debug
+/// builds (the ones the tests run) read it: the release that packages ship
+/// does not have it.
+#[cfg(debug_assertions)]
+fn test_parts_per_step() -> Result<Option<u32>> {
+    match std::env::var("MYSNAP_TEST_PARTS_PER_STEP") {
+        Ok(step) => step
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::usage("MYSNAP_TEST_PARTS_PER_STEP must be a number")),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_parts_per_step() -> Result<Option<u32>> {
+    Ok(None)
 }
 
 /// Waits for SIGINT or SIGTERM.

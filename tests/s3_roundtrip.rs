@@ -245,6 +245,39 @@ fn list_and_latest_skip_sidecars() {
     none.expect_code(66);
 }
 
+/// --latest goes by the time S3 stored a backup, not by its name: here
+/// the older backup's name sorts last.
+#[test]
+fn latest_is_the_newest_stored_whatever_the_names() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    put(&server, "db3/z-older.tar.gz", b"older", &[]);
+    let listed = run(
+        server.tool("s3-get").args(["--list", "s3://backups/db3/"]),
+        b"",
+    );
+    listed.expect_code(0);
+    let stored: String = listed
+        .stdout_text()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let stored = chrono::DateTime::parse_from_rfc3339(&stored).unwrap();
+    // LastModified may have one-second resolution: the next upload must
+    // land in a later second, so wait until the clock has passed it.
+    let next_second = stored.timestamp() + 1;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while chrono::Utc::now().timestamp() < next_second {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock does not reach {next_second}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    put(&server, "db3/a-newer.tar.gz", b"newer", &[]);
+    assert_eq!(get(&server, "s3://backups/db3/", &["--latest"]), b"newer");
+}
+
 #[test]
 fn credentials_from_systemd_and_shared_files() {
     let server = S3Server::s3s_fs(&[BUCKET]);

@@ -36,8 +36,18 @@ mod tests {
             object("db1/a.tar.gz", "2026-11-01T00:00:00.000Z"),
             object("db1/", "2026-11-04T00:00:00.000Z"),
             object("db1/c.tar.gz", "2026-11-02T00:00:00.000Z"),
+            // Stored first, though its name sorts last.
+            object("db1/z.tar.gz", "2026-10-31T00:00:00.000Z"),
         ];
         let keys: Vec<String> = backups(listed).into_iter().map(|o| o.key).collect();
-        assert_eq!(keys, ["db1/a.tar.gz", "db1/b.tar.gz", "db1/c.tar.gz"]);
+        assert_eq!(
+            keys,
+            [
+                "db1/z.tar.gz",
+                "db1/a.tar.gz",
+                "db1/b.tar.gz",
+                "db1/c.tar.gz"
+            ]
+        );
     }
 }

@@ -366,6 +366,53 @@ fn a_server_that_cannot_start_on_the_restore_gets_its_data_back() {
     assert!(beside(&db, "old").is_empty());
 }
 
+/// "Access denied" is an answer: a server that gives it is up on the
+/// restored data, so the restore stands (with a warning), and is not
+/// rolled back after --wait. The version guard, which could not ask the
+/// server its version, says that it is off.
+#[test]
+fn a_server_that_refuses_our_credentials_is_up_and_the_restore_stands() {
+    let backup = backup();
+    let db = target();
+    let wrong = db.dir.path().join("wrong.cnf");
+    mysnap_tests::mariadb::write_option_file(
+        &wrong,
+        &format!(
+            "[client]\nuser = backup\npassword = not-the-password\nsocket = {}\n",
+            db.socket.display()
+        ),
+    );
+    let out = run(
+        tool("mysql-restore-dir")
+            .arg("--defaults-file")
+            .arg(&wrong)
+            .arg("--datadir")
+            .arg(db.datadir())
+            .args(["--stop-cmd", &db.stop_cmd(), "--start-cmd", &db.start_cmd()])
+            .args(["--wait", "60s"]),
+        &backup.archive,
+    );
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("refused mysql-restore-dir's connection (ERROR 1045"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("without the newer-version guard"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        count(&db, "t.items"),
+        SOURCE_ROWS,
+        "the restored rows are served"
+    );
+    assert!(beside(&db, "failed").is_empty(), "not rolled back");
+    assert_eq!(beside(&db, "old").len(), 1);
+}
+
 #[test]
 fn refuses_what_it_must_not_replace() {
     let dir = tempfile::tempdir().unwrap();

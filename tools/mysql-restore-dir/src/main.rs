@@ -161,8 +161,12 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     let owner = owner(&args, &datadir.dir)?;
     let target_version = match control {
         // The running server tells which version will open the data.
-        Control::NoServer => None,
-        _ => server::wait_ready(&connect, Duration::ZERO).ok(),
+        Control::NoServer => TargetVersion::NoServer,
+        _ => match server::wait_ready(&connect, Duration::ZERO) {
+            Ok(server::Ready::Version(version)) => TargetVersion::Known(version),
+            Ok(server::Ready::Refused(why)) => TargetVersion::Unknown(why),
+            Err(e) => TargetVersion::Unknown(e.message().to_string()),
+        },
     };
     let restore = Restore {
         datadir,
@@ -176,9 +180,9 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     };
     let started = Instant::now();
     let (unpacked, downtime) = if in_place {
-        restore.in_place(&args, jobs, &signals, target_version.as_deref())?
+        restore.in_place(&args, jobs, &signals, &target_version)?
     } else {
-        restore.staged(&args, jobs, &signals, target_version.as_deref())?
+        restore.staged(&args, jobs, &signals, &target_version)?
     };
     let server = match restore.control {
         Control::NoServer => "no server to start".to_string(),
@@ -226,7 +230,7 @@ impl Restore {
         args: &Args,
         jobs: usize,
         signals: &Arc<Signals>,
-        target_version: Option<&str>,
+        target_version: &TargetVersion,
     ) -> Result<(Unpacked, Duration)> {
         let staging = &self.datadir.names.staging;
         let unpacked = self
@@ -265,7 +269,7 @@ impl Restore {
         args: &Args,
         jobs: usize,
         signals: &Arc<Signals>,
-        target_version: Option<&str>,
+        target_version: &TargetVersion,
     ) -> Result<(Unpacked, Duration)> {
         let (dir, names) = (&self.datadir.dir, &self.datadir.names);
         self.control
@@ -405,7 +409,18 @@ impl Restore {
         self.control.start()?;
         match self.control {
             Control::NoServer => Ok(()),
-            _ => server::wait_ready(&self.connect, self.wait).map(|_| ()),
+            _ => match server::wait_ready(&self.connect, self.wait)? {
+                server::Ready::Version(_) => Ok(()),
+                // Up, and serving the restored data; only our query failed.
+                server::Ready::Refused(why) => {
+                    log::warn!(
+                        "the server is up on the restored data but refused mysql-restore-dir's \
+                         connection ({why}): the restored grants may lack the user of its option \
+                         files; the restore stands"
+                    );
+                    Ok(())
+                }
+            },
         }
     }
 
@@ -451,6 +466,15 @@ impl Restore {
             ),
         )
     }
+}
+
+/// What the server told of its version before the restore, for the guard
+/// against restoring a newer server's files.
+enum TargetVersion {
+    Known(String),
+    /// Not told: it did not answer, or refused the query (why).
+    Unknown(String),
+    NoServer,
 }
 
 /// Exactly one way to control the server.
@@ -565,13 +589,21 @@ fn prepare(
     root: &Path,
     datadir: &Path,
     unpacked: &Unpacked,
-    target_version: Option<&str>,
+    target_version: &TargetVersion,
 ) -> Result<()> {
     let status = unpacked.manifest.as_ref().and_then(|m| m.status.as_ref());
     let backup_version = status
         .and_then(|s| s.get("server_version"))
         .and_then(|v| v.as_str());
-    if let (Some(backup), Some(target)) = (backup_version, target_version) {
+    if let (Some(backup), TargetVersion::Unknown(why)) = (backup_version, target_version) {
+        if !args.flag("force") {
+            log::warn!(
+                "cannot check that the server reads a backup from {backup}: it did not tell \
+                 its version before the restore ({why}); restoring without the newer-version guard"
+            );
+        }
+    }
+    if let (Some(backup), TargetVersion::Known(target)) = (backup_version, target_version) {
         if server::series(backup) > server::series(target) && !args.flag("force") {
             return Err(Error::new(
                 Exit::Config,

@@ -66,30 +66,45 @@ fn run(cmd: &mut Command) -> Result<()> {
     child::check(&argv, status).map_err(|e| Error::new(Exit::Unavailable, e.message()))
 }
 
-/// Connects until the server answers or `wait` runs out. Returns the
-/// server's version.
-pub fn wait_ready(connect: &ConnectOptions, wait: Duration) -> Result<String> {
+/// How a server that is up answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    /// It told its version.
+    Version(String),
+    /// It answered with an error (access denied, too many connections...):
+    /// it is up, but our credentials or its limits stop the query.
+    Refused(String),
+}
+
+/// Connects until the server answers or `wait` runs out. Any answer counts,
+/// an error packet too: a server that says "access denied" is up.
+pub fn wait_ready(connect: &ConnectOptions, wait: Duration) -> Result<Ready> {
+    use mysql::prelude::Queryable;
     let deadline = Instant::now() + wait;
     loop {
-        let answer = connect.connect().and_then(|mut conn| {
-            use mysql::prelude::Queryable;
-            conn.query_first::<String, _>("SELECT VERSION()")
-                .map_err(mysnap::mysql::classify)
-        });
-        match answer {
-            Ok(Some(version)) => return Ok(version),
-            Ok(None) => {}
-            Err(e) if Instant::now() >= deadline => {
-                return Err(Error::new(
-                    Exit::Unavailable,
-                    format!(
-                        "the server did not answer within {}s: {}",
-                        wait.as_secs(),
-                        e.message()
-                    ),
-                ))
+        let answer = connect
+            .connect_raw()?
+            .and_then(|mut conn| conn.query_first::<String, _>("SELECT VERSION()"));
+        let last = match answer {
+            Ok(Some(version)) => return Ok(Ready::Version(version)),
+            Ok(None) => return Ok(Ready::Refused("SELECT VERSION() returned no row".into())),
+            Err(mysql::Error::MySqlError(e)) => {
+                return Ok(Ready::Refused(format!(
+                    "ERROR {} ({}): {}",
+                    e.code, e.state, e.message
+                )))
             }
-            Err(_) => {}
+            Err(e) => mysnap::mysql::describe(&e),
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!(
+                    "the server did not answer within {}s: cannot connect to {}: {last}",
+                    wait.as_secs(),
+                    connect.describe()
+                ),
+            ));
         }
         std::thread::sleep(Duration::from_millis(200));
     }

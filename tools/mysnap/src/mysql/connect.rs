@@ -226,7 +226,15 @@ impl ConnectOptions {
 
     /// Opens a connection; failures carry the exit code they deserve.
     pub fn connect(&self) -> Result<Conn> {
-        let connected = match Conn::new(self.builder(true)?) {
+        self.connect_raw()?
+            .map_err(|e| classify(e).context(format!("cannot connect to {}", self.describe())))
+    }
+
+    /// Connects, with the driver's own error: a caller can tell a server
+    /// that answered with an error packet (it is up) from one that did not
+    /// answer at all. The outer error is a bad option.
+    pub fn connect_raw(&self) -> Result<std::result::Result<Conn, mysql::Error>> {
+        Ok(match Conn::new(self.builder(true)?) {
             // PREFERRED: encrypted if the server can, in the clear if not.
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
                 if self.ssl_mode()? == SslMode::Preferred =>
@@ -234,8 +242,7 @@ impl ConnectOptions {
                 Conn::new(self.builder(false)?)
             }
             other => other,
-        };
-        connected.map_err(|e| classify(e).context(format!("cannot connect to {}", self.describe())))
+        })
     }
 }
 

@@ -252,11 +252,14 @@ impl Restore {
         let kept = self.swap_all().map_err(|e| {
             let restarted = self.start_and_wait();
             self.remove_staging();
-            e.context(format!(
-                "swap failed, {} left as it was ({})",
-                self.datadir.dir.dir.display(),
-                describe_restart(restarted)
-            ))
+            Error::with_status(
+                e.code(),
+                format!(
+                    "swap failed: {} ({})",
+                    e.message(),
+                    describe_restart(restarted)
+                ),
+            )
         })?;
         self.start_or_roll_back(&kept)?;
         Ok((unpacked, down.elapsed()))
@@ -390,10 +393,36 @@ impl Restore {
             match target.dir.swap(&target.names) {
                 Ok(k) => kept.push(k),
                 Err(e) => {
+                    // Undo the targets already swapped; say where each one
+                    // is if that fails too.
+                    let mut undo_failed = Vec::new();
                     for (done, k) in targets.iter().zip(&kept) {
-                        let _ = done.dir.swap_back(&done.names, *k);
+                        if let Err(u) = done.dir.swap_back(&done.names, *k) {
+                            undo_failed.push(format!(
+                                "putting {} back failed ({}): the restored data is in {} or {}, \
+                                 the previous data in {}",
+                                done.dir.dir.display(),
+                                u.message(),
+                                done.dir.dir.display(),
+                                done.names.failed.display(),
+                                done.names.old.display()
+                            ));
+                        }
                     }
-                    return Err(e);
+                    if undo_failed.is_empty() {
+                        return Err(Error::with_status(
+                            e.code(),
+                            format!(
+                                "{}; {} left as it was",
+                                e.message(),
+                                self.datadir.dir.dir.display()
+                            ),
+                        ));
+                    }
+                    return Err(Error::new(
+                        Exit::Software,
+                        format!("{}; {}", e.message(), undo_failed.join("; ")),
+                    ));
                 }
             }
         }
@@ -438,7 +467,24 @@ impl Restore {
     /// the first `kept.len()` targets, the ones swapped) and starts the
     /// server on it.
     fn roll_back(&self, cause: Error, kept: &[bool]) -> Error {
-        let _ = self.control.stop();
+        // Never rename directories under a server that may still run.
+        if let Err(stop) = self.control.stop() {
+            return Error::new(
+                Exit::Software,
+                format!(
+                    "{}; rolling back needs the server stopped, and {}: nothing was moved, \
+                     the restored data is in {}, the previous data in {}",
+                    cause.message(),
+                    stop.message(),
+                    self.datadir.dir.dir.display(),
+                    if kept.first() == Some(&true) {
+                        self.datadir.names.old.display().to_string()
+                    } else {
+                        "none (DIR was empty)".to_string()
+                    }
+                ),
+            );
+        }
         let layout = self.layout.borrow();
         let targets = std::iter::once(&self.datadir).chain(layout.iter());
         for (target, k) in targets.zip(kept) {

@@ -467,8 +467,30 @@ impl Restore {
     /// the first `kept.len()` targets, the ones swapped) and starts the
     /// server on it.
     fn roll_back(&self, cause: Error, kept: &[bool]) -> Error {
-        // Never rename directories under a server that may still run.
+        // Never rename directories under a server that may still run: a
+        // failed stop is fine only when no process holds a file in DIR.
         if let Err(stop) = self.control.stop() {
+            let holders = server::holders(&self.datadir.dir.dir);
+            if holders.is_empty() {
+                log::warn!(
+                    "{}; no process holds a file in {}, so the server is not running: rolling back",
+                    stop.message(),
+                    self.datadir.dir.dir.display()
+                );
+                return self.put_back(cause, kept);
+            }
+            let stop = Error::new(
+                Exit::Software,
+                format!(
+                    "{} (processes {} still hold files in it)",
+                    stop.message(),
+                    holders
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
             return Error::new(
                 Exit::Software,
                 format!(
@@ -485,6 +507,11 @@ impl Restore {
                 ),
             );
         }
+        self.put_back(cause, kept)
+    }
+
+    /// The rollback's renames and restart, once the server is stopped.
+    fn put_back(&self, cause: Error, kept: &[bool]) -> Error {
         let layout = self.layout.borrow();
         let targets = std::iter::once(&self.datadir).chain(layout.iter());
         for (target, k) in targets.zip(kept) {

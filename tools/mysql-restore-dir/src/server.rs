@@ -7,6 +7,7 @@ use mysnap::mysql::ConnectOptions;
 use mysnap::{child, Error, Exit, Result};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,43 @@ pub fn wait_ready(connect: &ConnectOptions, wait: Duration) -> Result<Ready> {
     }
 }
 
+/// The processes that hold a file or their working directory under `dir`,
+/// as the kernel shows them in /proc: a server that still runs on `dir`
+/// has its tablespaces and logs open there. Processes we may not inspect
+/// are skipped (as root, there are none).
+pub fn holders(dir: &Path) -> Vec<u32> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let inside = |link: &Path| link == dir || link.starts_with(&dir);
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let base = entry.path();
+        let cwd = std::fs::read_link(base.join("cwd")).is_ok_and(|l| inside(&l));
+        let open = std::fs::read_dir(base.join("fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inside(&l)))
+        });
+        if cwd || open {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 /// The release series of a version string: "10.11.6-MariaDB-0+deb12u1" →
 /// (10, 11). A newer series may change the data files' format.
 pub fn series(version: &str) -> Option<(u32, u32)> {
@@ -122,6 +160,37 @@ pub fn series(version: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_with_a_file_open_under_dir_holds_it() {
+        let dir = tempfile_dir();
+        std::fs::write(dir.join("ibdata1"), b"x").unwrap();
+        assert!(holders(&dir).is_empty(), "nobody yet");
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec 3<{}/ibdata1; read line", dir.display()))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait on the state itself: the child's descriptor 3 points there.
+        let fd3 = format!("/proc/{}/fd/3", child.id());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_link(&fd3).is_err() {
+            assert!(Instant::now() < deadline, "the child never opened the file");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(holders(&dir), vec![child.id()]);
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        assert!(holders(&dir).is_empty(), "the holder is gone");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("holders-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 
     #[test]
     fn series_of_real_version_strings() {

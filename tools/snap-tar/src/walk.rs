@@ -6,6 +6,9 @@ use mysnap::{Error, Exit, Result};
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
+/// The prefix of the names mysql-restore-dir uses inside a datadir.
+pub const RESTORE_LEFTOVER: &str = ".mysnap-";
+
 /// `--exclude` patterns. A pattern without `/` matches an entry's name at
 /// any depth; one with `/` matches the whole path relative to the archived
 /// directory. `*` and `?` never match `/`. An excluded directory is skipped
@@ -34,9 +37,18 @@ impl Excludes {
         Ok(Excludes { patterns })
     }
 
-    /// Whether `relative` (a path under the walked root) is excluded.
+    /// Whether `relative` (a path under the walked root) is excluded:
+    /// by a pattern, or as what a restore left at the top of a datadir
+    /// that is a mount point (`.mysnap-old-<time>` and the like: the
+    /// previous data, which must not go into the next backup, and which
+    /// mysql-restore-dir refuses in an archive).
     pub fn excludes(&self, relative: &Path) -> bool {
         let name = Path::new(relative.file_name().unwrap_or_default());
+        if relative.components().count() == 1
+            && name.to_string_lossy().starts_with(RESTORE_LEFTOVER)
+        {
+            return true;
+        }
         self.patterns.iter().any(|(pattern, whole)| {
             pattern.matches_path_with(if *whole { relative } else { name }, MATCH)
         })
@@ -80,7 +92,11 @@ fn walk_dir(
     for name in names {
         let relative = relative.join(&name);
         if excludes.excludes(&relative) {
-            log::debug!("excluded {}", relative.display());
+            if relative.to_string_lossy().starts_with(RESTORE_LEFTOVER) {
+                log::info!("left out {}: a restore's leftover", relative.display());
+            } else {
+                log::debug!("excluded {}", relative.display());
+            }
             continue;
         }
         let path = root.join(&relative);
@@ -139,6 +155,11 @@ mod tests {
         assert!(!x.excludes(Path::new("db2/t1.ibd")));
         assert!(!x.excludes(Path::new("x/db1/t1.ibd")));
         assert!(x.excludes(Path::new("a/tmp")));
+        // A restore's leftovers at the top, with no pattern; deeper, kept.
+        let none = Excludes::new(&[]).unwrap();
+        assert!(none.excludes(Path::new(".mysnap-old-20261203T000000Z")));
+        assert!(!none.excludes(Path::new("db/.mysnap-old-x")));
+        assert!(!none.excludes(Path::new("mysnap-old")));
         assert!(!x.excludes(Path::new("db1/t10.ibd")));
     }
 

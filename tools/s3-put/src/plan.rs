@@ -64,7 +64,6 @@ impl PartPlan {
 
     /// A plan that doubles every `step` parts, whether or not it reaches
     /// 5 TiB: for tests that watch the part size grow on a small upload.
-    #[cfg(any(test, debug_assertions))]
     pub fn with_step(base: u64, step: u32) -> Result<PartPlan> {
         let plan = PartPlan::new(base)?;
         if step == 0 {

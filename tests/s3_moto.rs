@@ -2,9 +2,9 @@
 //! IAM permissions, and missing buckets. One moto server serves the whole
 //! file; each test has its own bucket.
 
-use mysnap_tests::proxy::FaultProxy;
+use mysnap_tests::proxy::{Fault, FaultProxy};
 use mysnap_tests::server::{Kind, S3Server};
-use mysnap_tests::tool::{finish, run, spawn, wait_for_file};
+use mysnap_tests::tool::{finish, run, spawn};
 use mysnap_tests::{random_bytes, MIB};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -22,6 +22,26 @@ fn bucket(name: &str) -> &'static S3Server {
     let server = moto();
     server.create_bucket(name);
     server
+}
+
+/// Waits up to a minute until the state file records the upload's id (it
+/// is written first without one, before the upload is started).
+fn wait_for_upload_id(state: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read(state) {
+            let record: serde_json::Value = serde_json::from_slice(&text).unwrap();
+            if let Some(id) = record["upload_id"].as_str() {
+                return id.to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no upload id in {}",
+            state.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Starts s3-put in its own process group on a producer that sends 12 MiB
@@ -43,7 +63,7 @@ fn start_stalled_upload(server: &S3Server, bucket: &str, state: &Path) -> (Child
             ]),
         Vec::new(),
     );
-    wait_for_file(state);
+    wait_for_upload_id(state);
     assert_eq!(
         server.open_uploads(bucket).len(),
         1,
@@ -183,7 +203,7 @@ fn server_gone_mid_upload_exits_69_and_can_be_cleaned_up() {
             ]),
         Vec::new(),
     );
-    wait_for_file(&state);
+    wait_for_upload_id(&state);
     proxy.set_down(true);
     let out = finish(child, feeder);
     out.expect_code(69);
@@ -231,32 +251,243 @@ fn multipart_object_has_the_planned_parts() {
 #[test]
 fn a_key_created_during_the_upload_is_not_overwritten() {
     let server = bucket("race");
+    let dir = tempfile::tempdir().unwrap();
+    let (state, go) = (dir.path().join("upload.json"), dir.path().join("go"));
+    // The producer holds the end of its input until the other writer is done.
     let (child, feeder) = spawn(
-        server.tool("s3-put").args([
-            "-p",
-            "5M",
-            "s3://race/k",
-            "--",
-            "sh",
-            "-c",
-            "head -c 12582912 /dev/urandom; sleep 2",
-        ]),
+        server
+            .tool("s3-put")
+            .args(["-p", "5M", "--state-file"])
+            .arg(&state)
+            .args(["s3://race/k", "--", "sh", "-c"])
+            .arg(format!(
+                "head -c 12582912 /dev/urandom; while [ ! -e {} ]; do sleep 0.05; done",
+                go.display()
+            )),
         Vec::new(),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The upload is open, so its HEAD, which saw no key, is behind it.
+    wait_for_upload_id(&state);
     run(
         server.tool("s3-put").arg("s3://race/k"),
         b"the other writer",
     )
     .expect_code(0);
+    std::fs::write(&go, "").unwrap();
     let out = finish(child, feeder);
-    // The HEAD before the upload saw no key; the conditional completion catches it.
+    // The conditional completion catches it, and says whose object is there.
     out.expect_code(73);
     assert!(out.stderr.contains("412"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("holds another object"),
+        "{}",
+        out.stderr
+    );
     assert!(server.open_uploads("race").is_empty());
     let back = run(server.tool("s3-get").arg("s3://race/k"), b"");
     back.expect_code(0);
     assert_eq!(back.stdout, b"the other writer");
+}
+
+/// A proxy that applies `fault` to the requests whose request line starts
+/// with `prefix`, the first `times` of them.
+fn faulty(server: &S3Server, prefix: &str, fault: Fault, times: usize) -> FaultProxy {
+    let prefix = prefix.to_string();
+    let mut left = times;
+    FaultProxy::start(
+        server.port,
+        Box::new(move |_, line| {
+            if left > 0 && line.starts_with(&prefix) {
+                left -= 1;
+                fault
+            } else {
+                Fault::Pass
+            }
+        }),
+    )
+}
+
+/// The object at `url` reads back as `data`, its sidecar included.
+fn reads_back(server: &S3Server, url: &str, data: &[u8]) {
+    let back = run(server.tool("s3-get").arg(url), b"");
+    back.expect_code(0);
+    assert!(back.stdout == data, "{url} does not read back");
+}
+
+#[test]
+fn a_lost_complete_answer_is_checked_and_the_object_kept() {
+    let server = bucket("lost-complete");
+    let proxy = faulty(
+        server,
+        "POST /lost-complete/k?uploadId=",
+        Fault::LoseResponse,
+        1,
+    );
+    let data = random_bytes(12 * MIB, 21);
+    let out = run(
+        server
+            .tool_via("s3-put", &proxy.endpoint)
+            .args(["-p", "5M", "s3://lost-complete/k"]),
+        &data,
+    );
+    assert_eq!(proxy.faults(), 1);
+    out.expect_code(0);
+    assert!(out.stderr.contains("is stored"), "{}", out.stderr);
+    assert!(!out.stderr.contains("nothing was stored"), "{}", out.stderr);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("s3://lost-complete/k\n"));
+    reads_back(server, "s3://lost-complete/k", &data);
+    assert!(server.open_uploads("lost-complete").is_empty());
+}
+
+#[test]
+fn a_lost_put_answer_is_checked_and_the_object_kept() {
+    let server = bucket("lost-put");
+    let proxy = faulty(server, "PUT /lost-put/k ", Fault::LoseResponse, 1);
+    let out = run(
+        server
+            .tool_via("s3-put", &proxy.endpoint)
+            .arg("s3://lost-put/k"),
+        b"small enough for one PUT",
+    );
+    assert_eq!(proxy.faults(), 1);
+    out.expect_code(0);
+    assert!(!out.stderr.contains("nothing was stored"), "{}", out.stderr);
+    reads_back(server, "s3://lost-put/k", b"small enough for one PUT");
+}
+
+#[test]
+fn sigterm_while_completing_keeps_the_stored_object_and_says_so() {
+    let server = bucket("term-complete");
+    let proxy = faulty(
+        server,
+        "POST /term-complete/k?uploadId=",
+        Fault::HoldResponse,
+        1,
+    );
+    let data = random_bytes(12 * MIB, 22);
+    let (child, feeder) = spawn(
+        server
+            .tool_via("s3-put", &proxy.endpoint)
+            .args(["-p", "5M", "s3://term-complete/k"]),
+        data.clone(),
+    );
+    // The server has completed the upload; s3-put waits for the answer.
+    proxy.wait_held(1);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    let out = finish(child, feeder);
+    out.expect_code(0);
+    assert!(out.stderr.contains("SIGTERM"), "{}", out.stderr);
+    assert!(out.stderr.contains("is stored"), "{}", out.stderr);
+    assert!(!out.stderr.contains("nothing was stored"), "{}", out.stderr);
+    reads_back(server, "s3://term-complete/k", &data);
+    assert!(server.open_uploads("term-complete").is_empty());
+}
+
+#[test]
+fn a_lost_start_answer_leaves_no_stray_upload() {
+    let server = bucket("lost-create");
+    let proxy = faulty(
+        server,
+        "POST /lost-create/k?uploads",
+        Fault::LoseResponse,
+        1,
+    );
+    let data = random_bytes(12 * MIB, 23);
+    let out = run(
+        server
+            .tool_via("s3-put", &proxy.endpoint)
+            .args(["-p", "5M", "s3://lost-create/k"]),
+        &data,
+    );
+    assert_eq!(proxy.faults(), 1);
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("start answer was lost"),
+        "{}",
+        out.stderr
+    );
+    reads_back(server, "s3://lost-create/k", &data);
+    assert!(
+        server.open_uploads("lost-create").is_empty(),
+        "the upload the lost answer started is still open"
+    );
+}
+
+#[test]
+fn a_start_that_is_never_answered_leaves_no_stray_upload() {
+    let server = bucket("never-created");
+    let proxy = faulty(
+        server,
+        "POST /never-created/k?uploads",
+        Fault::LoseResponse,
+        2,
+    );
+    let out = run(
+        server.tool_via("s3-put", &proxy.endpoint).args([
+            "-p",
+            "5M",
+            "--retries",
+            "1",
+            "s3://never-created/k",
+        ]),
+        &random_bytes(6 * MIB, 24),
+    );
+    assert_eq!(proxy.faults(), 2);
+    out.expect_code(69);
+    assert!(out.stderr.contains("nothing was stored"), "{}", out.stderr);
+    assert!(!server.has_object("never-created", "k"));
+    assert!(
+        server.open_uploads("never-created").is_empty(),
+        "uploads started by the unanswered requests are still open"
+    );
+}
+
+#[test]
+fn abort_from_finds_an_upload_whose_start_answer_was_lost() {
+    let server = bucket("killed-creating");
+    let proxy = faulty(
+        server,
+        "POST /killed-creating/k?uploads",
+        Fault::HoldResponse,
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("upload.json");
+    let (child, feeder) = spawn(
+        server
+            .tool_via("s3-put", &proxy.endpoint)
+            .process_group(0)
+            .args(["-p", "5M", "--state-file"])
+            .arg(&state)
+            .arg("s3://killed-creating/k"),
+        random_bytes(6 * MIB, 25),
+    );
+    // The server has started the upload; its answer never reaches s3-put.
+    proxy.wait_held(1);
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    finish(child, feeder).expect_code(137);
+    assert_eq!(server.open_uploads("killed-creating").len(), 1);
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("the intent is recorded")).unwrap();
+    assert!(record["upload_id"].is_null(), "{record}");
+
+    let out = run(server.tool("s3-put").arg("--abort-from").arg(&state), b"");
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("start answer was lost"),
+        "{}",
+        out.stderr
+    );
+    assert!(server.open_uploads("killed-creating").is_empty());
+    assert!(!state.exists());
 }
 
 #[test]

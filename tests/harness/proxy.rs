@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -19,6 +19,13 @@ pub enum Fault {
     CutRequest,
     /// Pass the request on, send back half the response body, then close.
     CutResponse,
+    /// Pass the request on and read the whole answer, then close without
+    /// sending any of it: the server did the work, the client never hears.
+    LoseResponse,
+    /// As LoseResponse, but only after `release`: while it is held
+    /// (`held` counts them), the test acts on a tool whose request has
+    /// been carried out and not yet answered.
+    HoldResponse,
 }
 
 /// Decides the fault for request number `n` (from 0) with request line `line`.
@@ -30,6 +37,8 @@ struct State {
     requests: AtomicUsize,
     faults: AtomicUsize,
     down: AtomicBool,
+    held: AtomicUsize,
+    released: (Mutex<bool>, Condvar),
 }
 
 pub struct FaultProxy {
@@ -48,6 +57,8 @@ impl FaultProxy {
             requests: AtomicUsize::new(0),
             faults: AtomicUsize::new(0),
             down: AtomicBool::new(false),
+            held: AtomicUsize::new(0),
+            released: (Mutex::new(false), Condvar::new()),
         });
         let shared = state.clone();
         std::thread::spawn(move || {
@@ -80,6 +91,33 @@ impl FaultProxy {
 
     pub fn faults(&self) -> usize {
         self.state.faults.load(Ordering::SeqCst)
+    }
+
+    /// How many answers are held (carried out upstream, not yet dropped).
+    pub fn held(&self) -> usize {
+        self.state.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to a minute until `n` answers are held.
+    pub fn wait_held(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.held() < n {
+            assert!(std::time::Instant::now() < deadline, "no request was held");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Lets every held answer go (lost, as LoseResponse).
+    pub fn release(&self) {
+        let (released, wake) = &self.state.released;
+        *released.lock().unwrap() = true;
+        wake.notify_all();
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -151,7 +189,7 @@ fn serve(state: &State, mut client: TcpStream) -> std::io::Result<()> {
             read_body(&mut client, early, len / 2)?;
             client.shutdown(Shutdown::Both)
         }
-        Fault::Pass | Fault::CutResponse => {
+        Fault::Pass | Fault::CutResponse | Fault::LoseResponse | Fault::HoldResponse => {
             let body = read_body(&mut client, early, len)?;
             let mut upstream = TcpStream::connect(&state.upstream)?;
             let mut forwarded: String = head
@@ -165,6 +203,16 @@ fn serve(state: &State, mut client: TcpStream) -> std::io::Result<()> {
             upstream.write_all(&body)?;
             if fault == Fault::Pass {
                 std::io::copy(&mut upstream, &mut client)?;
+            } else if matches!(fault, Fault::LoseResponse | Fault::HoldResponse) {
+                std::io::copy(&mut upstream, &mut std::io::sink())?;
+                if fault == Fault::HoldResponse {
+                    state.held.fetch_add(1, Ordering::SeqCst);
+                    let (released, wake) = &state.released;
+                    let mut go = released.lock().unwrap();
+                    while !*go {
+                        go = wake.wait(go).unwrap();
+                    }
+                }
             } else {
                 let (response_head, early) = read_head(&mut upstream)?;
                 let half = content_length(&response_head) / 2;

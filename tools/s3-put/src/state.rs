@@ -1,18 +1,29 @@
-//! The state file: where an open multipart upload is written down, so that
-//! a cleanup step can abort it after s3-put was killed with SIGKILL.
+//! The state file: where a multipart upload is written down, so that a
+//! cleanup step can abort it after s3-put was killed with SIGKILL.
+//!
+//! It is written twice: before CreateMultipartUpload is sent (the intent:
+//! key and time, no upload id yet), and once the server has answered with
+//! the upload id. An upload whose start answer never arrived is then still
+//! found, by listing the key's open uploads started since the intent.
 
 use mysnap::error::IoContext;
 use mysnap::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OpenUpload {
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadRecord {
     pub endpoint: Option<String>,
     pub region: String,
     pub bucket: String,
     pub key: String,
-    pub upload_id: String,
+    /// None while the start of the upload has not been answered.
+    #[serde(default)]
+    pub upload_id: Option<String>,
+    /// When the intent was recorded (RFC 3339, UTC). Files written before
+    /// the intent was recorded have none.
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 pub struct StateFile {
@@ -25,13 +36,13 @@ impl StateFile {
     }
 
     /// Writes the record whole or not at all, readable by the owner only.
-    pub fn record(&self, upload: &OpenUpload) -> Result<()> {
+    pub fn record(&self, upload: &UploadRecord) -> Result<()> {
         let json = serde_json::to_vec_pretty(upload).expect("plain data serializes");
         mysnap::private_file::write_atomically(&self.path, &json)
     }
 
     /// The upload recorded, or None when there is no state file.
-    pub fn load(path: &Path) -> Result<Option<OpenUpload>> {
+    pub fn load(path: &Path) -> Result<Option<UploadRecord>> {
         let text = match std::fs::read(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -63,12 +74,13 @@ mod tests {
     #[test]
     fn records_loads_and_clears() {
         let path = std::env::temp_dir().join(format!("s3-put-state-{}.json", std::process::id()));
-        let upload = OpenUpload {
+        let upload = UploadRecord {
             endpoint: Some("http://127.0.0.1:9000".into()),
             region: "us-east-1".into(),
             bucket: "b".into(),
             key: "k".into(),
-            upload_id: "id-1".into(),
+            upload_id: Some("id-1".into()),
+            since: Some("2026-12-03T12:00:00Z".into()),
         };
         let state = StateFile::new(&path);
         state.record(&upload).unwrap();
@@ -81,6 +93,20 @@ mod tests {
         assert_eq!(StateFile::load(&path).unwrap(), None);
         std::fs::write(&path, "garbage").unwrap();
         assert_eq!(StateFile::load(&path).unwrap_err().code(), 65);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_from_before_the_intent_still_loads() {
+        let path = std::env::temp_dir().join(format!("s3-put-old-{}.json", std::process::id()));
+        std::fs::write(
+            &path,
+            r#"{"endpoint":null,"region":"r","bucket":"b","key":"k","upload_id":"u"}"#,
+        )
+        .unwrap();
+        let loaded = StateFile::load(&path).unwrap().unwrap();
+        assert_eq!(loaded.upload_id.as_deref(), Some("u"));
+        assert_eq!(loaded.since, None);
         std::fs::remove_file(&path).unwrap();
     }
 }

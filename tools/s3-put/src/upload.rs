@@ -6,11 +6,12 @@
 //! (the HTTP body shares the buffer), so about part size × (jobs + 1).
 
 use crate::plan::{PartPlan, MAX_PARTS};
-use crate::state::{OpenUpload, StateFile};
+use crate::state::{StateFile, UploadRecord};
+use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use mysnap::error::IoContext;
 use mysnap::progress::Progress;
-use mysnap::s3::Client;
+use mysnap::s3::{etag, Client, UploadedPart};
 use mysnap::{Error, Exit, Result};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -34,10 +35,68 @@ pub struct Target {
     pub region: String,
 }
 
-/// The upload id of a multipart upload that is open, for whoever has to
-/// abort it when the upload fails or is interrupted.
-pub type OpenSlot = Arc<Mutex<Option<String>>>;
+impl Target {
+    /// Whether the stored object's ETag is the MD5 that `etag` computes:
+    /// true unless the object is encrypted with a KMS key.
+    pub fn etag_is_md5(&self) -> bool {
+        self.headers
+            .get("x-amz-server-side-encryption")
+            .is_none_or(|v| v != "aws:kms")
+    }
 
+    fn record(
+        &self,
+        client: &Client,
+        upload_id: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> UploadRecord {
+        UploadRecord {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            bucket: client.url("").bucket,
+            key: self.key.clone(),
+            upload_id: upload_id.map(str::to_string),
+            since: Some(since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        }
+    }
+}
+
+/// How far the upload got, for whoever has to clean up or tell the truth
+/// after a failure or a signal: each step is recorded before the request
+/// that could leave something on the server is sent.
+#[derive(Debug, Clone, Default)]
+pub enum Phase {
+    /// Nothing sent that could leave anything behind.
+    #[default]
+    Reading,
+    /// CreateMultipartUpload was sent at `since`; no upload id came back yet.
+    Starting { since: DateTime<Utc> },
+    /// The multipart upload is open.
+    Open { upload_id: String },
+    /// The commit (CompleteMultipartUpload, or the single PUT) was sent:
+    /// from here the object may exist, whatever the answer said.
+    Committing {
+        upload_id: Option<String>,
+        expected: Expected,
+    },
+    /// The server answered that the object is stored.
+    Stored,
+}
+
+pub type PhaseSlot = Arc<Mutex<Phase>>;
+
+fn enter(slot: &PhaseSlot, phase: Phase) {
+    *slot.lock().unwrap() = phase;
+}
+
+/// The object this upload commits, as the server will describe it.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub etag: String,
+    pub stored: Stored,
+}
+
+#[derive(Debug, Clone)]
 pub struct Stored {
     pub bytes: u64,
     pub sha256: String,
@@ -91,14 +150,13 @@ async fn next_part(mut source: Source, size: u64) -> Result<(Source, Vec<u8>)> {
 
 /// Uploads everything `source` yields to `target.key`. `producer_ok` is
 /// awaited at the end of the input: the object is committed only if it
-/// returns Ok. On failure the multipart upload is left in `open` for the
-/// caller to abort.
+/// returns Ok. On failure `phase` tells the caller how far it got.
 pub async fn upload<F>(
     client: Arc<Client>,
     target: &Target,
     mut source: Source,
     producer_ok: F,
-    open: &OpenSlot,
+    phase: &PhaseSlot,
     progress: &mut Progress,
 ) -> Result<Stored>
 where
@@ -118,33 +176,62 @@ where
             http::header::CONTENT_TYPE,
             content_type(&target.content_type)?,
         );
-        client
-            .put_object(&target.key, first.into(), &headers)
-            .await?;
-        return Ok(Stored {
+        let body = bytes::Bytes::from(first);
+        let stored = Stored {
             bytes: source.bytes,
             sha256: hex::encode(source.hasher.finalize()),
             parts: 1,
-        });
+        };
+        let etag = {
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || etag::of_body(&body))
+                .await
+                .map_err(|e| Error::new(Exit::Software, format!("checksum task: {e}")))?
+        };
+        enter(
+            phase,
+            Phase::Committing {
+                upload_id: None,
+                expected: Expected {
+                    etag,
+                    stored: stored.clone(),
+                },
+            },
+        );
+        client.put_object(&target.key, body, &headers).await?;
+        enter(phase, Phase::Stored);
+        return Ok(stored);
     }
 
-    let upload_id = client
+    let since = Utc::now();
+    enter(phase, Phase::Starting { since });
+    if let Some(state) = &target.state {
+        state.record(&target.record(&client, None, since))?;
+    }
+    let (upload_id, requests) = client
         .create_multipart(&target.key, &target.content_type, &target.headers)
         .await?;
-    *open.lock().unwrap() = Some(upload_id.clone());
-    log::debug!("multipart upload {upload_id} started");
-    if let Some(state) = &target.state {
-        state.record(&OpenUpload {
-            endpoint: target.endpoint.clone(),
-            region: target.region.clone(),
-            bucket: client.url("").bucket,
-            key: target.key.clone(),
+    enter(
+        phase,
+        Phase::Open {
             upload_id: upload_id.clone(),
-        })?;
+        },
+    );
+    log::debug!("multipart upload {upload_id} started");
+    if requests > 1 {
+        // An earlier request may have started an upload whose answer was lost.
+        crate::cleanup::report_strays(
+            &client,
+            &target.key,
+            crate::cleanup::abort_strays(&client, &target.key, since, Some(&upload_id)).await,
+        );
+    }
+    if let Some(state) = &target.state {
+        state.record(&target.record(&client, Some(&upload_id), since))?;
     }
 
     let slots = Arc::new(Semaphore::new(target.jobs));
-    let mut in_flight: JoinSet<Result<s3::serde_types::Part>> = JoinSet::new();
+    let mut in_flight: JoinSet<Result<UploadedPart>> = JoinSet::new();
     let mut parts = Vec::new();
     let mut number = 1u32;
     let mut buf = first;
@@ -175,7 +262,7 @@ where
         if number > MAX_PARTS {
             return Err(Error::new(
                 Exit::DataErr,
-                "input is larger than S3's limit of 10,000 parts (5 TiB); nothing was stored",
+                "input is larger than S3's limit of 10,000 parts (5 TiB)",
             ));
         }
         buf = next;
@@ -185,19 +272,32 @@ where
     }
     producer_ok.await?;
 
-    parts.sort_by_key(|p| p.part_number);
-    client
-        .complete_multipart(&target.key, &upload_id, &parts, &target.commit_headers)
-        .await?;
-    open.lock().unwrap().take();
-    if let Some(state) = &target.state {
-        state.clear();
-    }
-    Ok(Stored {
+    parts.sort_by_key(|p| p.part.part_number);
+    let md5s: Vec<[u8; 16]> = parts.iter().map(|p| p.md5).collect();
+    let stored = Stored {
         bytes: source.bytes,
         sha256: hex::encode(source.hasher.finalize()),
         parts: parts.len() as u32,
-    })
+    };
+    enter(
+        phase,
+        Phase::Committing {
+            upload_id: Some(upload_id.clone()),
+            expected: Expected {
+                etag: etag::of_parts(&md5s),
+                stored: stored.clone(),
+            },
+        },
+    );
+    let parts: Vec<_> = parts.into_iter().map(|p| p.part).collect();
+    client
+        .complete_multipart(&target.key, &upload_id, &parts, &target.commit_headers)
+        .await?;
+    enter(phase, Phase::Stored);
+    if let Some(state) = &target.state {
+        state.clear();
+    }
+    Ok(stored)
 }
 
 fn joined<T>(done: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {

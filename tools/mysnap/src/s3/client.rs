@@ -17,6 +17,23 @@ use std::time::Duration;
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(20);
 
+/// A multipart upload the server lists as open.
+#[derive(Debug, Clone)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// RFC 3339, by the server's clock.
+    pub initiated: String,
+}
+
+/// A part as uploaded: its number, the ETag the server gave it, and the
+/// MD5 of its bytes as computed here (what the object's ETag is made of).
+#[derive(Debug, Clone)]
+pub struct UploadedPart {
+    pub part: Part,
+    pub md5: [u8; 16],
+}
+
 /// What the tools need to know about a stored object.
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
@@ -155,7 +172,7 @@ impl Client {
     }
 
     /// One signed PUT of `body` with `extra` headers and Content-MD5;
-    /// returns the ETag. `query` selects a part of a multipart upload. The
+    /// returns the ETag and the MD5. `query` selects a part of a multipart upload. The
     /// server checks the bytes against Content-MD5; the signature leaves
     /// the payload out, which spares a second SHA-256 pass over every byte.
     async fn put_signed(
@@ -165,12 +182,12 @@ impl Client {
         body: bytes::Bytes,
         extra: &HeaderMap,
         query: &[(&str, &str)],
-    ) -> Result<String> {
-        let md5 = {
+    ) -> Result<(String, [u8; 16])> {
+        let md5: [u8; 16] = {
             let body = body.clone();
             tokio::task::spawn_blocking(move || {
                 use md5::Digest;
-                md5::Md5::digest(&body)
+                md5::Md5::digest(&body).into()
             })
         }
         .await
@@ -182,32 +199,34 @@ impl Client {
                 .expect("base64 is a valid header value"),
         );
         let timeout = self.timeout_for(body.len() as u64);
-        self.retry(what, || async {
-            let (url, headers) =
-                sign(&self.bucket, "PUT", key, query, &extra, UNSIGNED_PAYLOAD).await?;
-            let response = self
-                .http
-                .put(url)
-                .headers(headers)
-                .body(body.clone())
-                .timeout(timeout)
-                .send()
-                .await
-                .map_err(Attempt::from_reqwest)?;
-            let status = response.status().as_u16();
-            if !(200..300).contains(&status) {
-                let text = response.text().await.unwrap_or_default();
-                return Err(Attempt::http(status, &text));
-            }
-            let etag = response
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            Ok(etag)
-        })
-        .await
+        let etag = self
+            .retry(what, || async {
+                let (url, headers) =
+                    sign(&self.bucket, "PUT", key, query, &extra, UNSIGNED_PAYLOAD).await?;
+                let response = self
+                    .http
+                    .put(url)
+                    .headers(headers)
+                    .body(body.clone())
+                    .timeout(timeout)
+                    .send()
+                    .await
+                    .map_err(Attempt::from_reqwest)?;
+                let status = response.status().as_u16();
+                if !(200..300).contains(&status) {
+                    let text = response.text().await.unwrap_or_default();
+                    return Err(Attempt::http(status, &text));
+                }
+                let etag = response
+                    .headers()
+                    .get("etag")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                Ok(etag)
+            })
+            .await?;
+        Ok((etag, md5))
     }
 
     /// Stores a whole object in one PUT.
@@ -218,24 +237,55 @@ impl Client {
         extra: &HeaderMap,
     ) -> Result<String> {
         let what = format!("PUT {}", self.url(key));
-        self.put_signed(&what, key, body, extra, &[]).await
+        Ok(self.put_signed(&what, key, body, extra, &[]).await?.0)
     }
 
-    /// Starts a multipart upload; returns its upload id.
+    /// Starts a multipart upload; returns its upload id and how many
+    /// requests it took. More than one means an earlier request may have
+    /// started an upload whose answer was lost: a stray to look for.
     pub async fn create_multipart(
         &self,
         key: &str,
         content_type: &str,
         extra: &HeaderMap,
-    ) -> Result<String> {
+    ) -> Result<(String, u32)> {
         let bucket = self.with_headers(extra)?;
         let what = format!("starting multipart upload of {}", self.url(key));
+        let requests = std::cell::Cell::new(0);
         let started = self
             .retry(&what, || async {
+                requests.set(requests.get() + 1);
                 Ok(bucket.initiate_multipart_upload(key, content_type).await?)
             })
             .await?;
-        Ok(started.upload_id)
+        Ok((started.upload_id, requests.get()))
+    }
+
+    /// The multipart uploads open for exactly `key`, or None when the
+    /// server does not implement ListMultipartUploads (HTTP 501).
+    pub async fn open_uploads(&self, key: &str) -> Result<Option<Vec<OpenUpload>>> {
+        let what = format!("listing the open uploads of {}", self.url(key));
+        let pages = self
+            .retry(&what, || async {
+                match self.bucket.list_multiparts_uploads(Some(key), None).await {
+                    Ok(pages) => Ok(Some(pages)),
+                    Err(s3::error::S3Error::HttpFailWithBody(501, _)) => Ok(None),
+                    Err(e) => Err(Attempt::from(e)),
+                }
+            })
+            .await?;
+        Ok(pages.map(|pages| {
+            pages
+                .into_iter()
+                .flat_map(|page| page.uploads)
+                .filter(|u| u.key == key)
+                .map(|u| OpenUpload {
+                    key: u.key,
+                    upload_id: u.id,
+                    initiated: u.initiated,
+                })
+                .collect()
+        }))
     }
 
     pub async fn upload_part(
@@ -244,19 +294,22 @@ impl Client {
         upload_id: &str,
         number: u32,
         body: bytes::Bytes,
-    ) -> Result<Part> {
+    ) -> Result<UploadedPart> {
         let what = format!("uploading part {number}");
         let number_text = number.to_string();
         let query = [
             ("partNumber", number_text.as_str()),
             ("uploadId", upload_id),
         ];
-        let etag = self
+        let (etag, md5) = self
             .put_signed(&what, key, body, &HeaderMap::new(), &query)
             .await?;
-        Ok(Part {
-            part_number: number,
-            etag,
+        Ok(UploadedPart {
+            part: Part {
+                part_number: number,
+                etag,
+            },
+            md5,
         })
     }
 

@@ -85,6 +85,10 @@ impl Attempt {
                 Exit::CantCreate,
                 format!("precondition failed ({said})"),
             )),
+            (501, _) => Self::fatal(Error::new(
+                Exit::Unavailable,
+                format!("the server does not implement this request ({said})"),
+            )),
             (408 | 429 | 500..=599, _)
             | (400, "RequestTimeout" | "BadDigest" | "IncompleteBody") => {
                 Self::transient(Error::new(Exit::Unavailable, format!("S3 failed ({said})")))
@@ -152,6 +156,7 @@ mod tests {
             (412, "PreconditionFailed", false, 73),
             (500, "InternalError", true, 69),
             (503, "SlowDown", true, 69),
+            (501, "NotImplemented", false, 69),
             (400, "BadDigest", true, 69),
             (400, "InvalidArgument", false, 69),
         ];

@@ -10,12 +10,13 @@
 
 mod client;
 mod credentials;
+pub mod etag;
 mod failure;
 mod settings;
 mod sign;
 mod url;
 
-pub use client::{headers, Client, ObjectInfo};
+pub use client::{headers, Client, ObjectInfo, OpenUpload, UploadedPart};
 pub use credentials::{credentials, SECRET_VARIABLES};
 pub use failure::Attempt;
 pub use settings::{add_options, Settings};

@@ -5,13 +5,8 @@
 
 use crate::state::StateFile;
 use crate::upload::Target;
-use chrono::{DateTime, Utc};
 use mysnap::s3::{Client, Settings};
 use mysnap::Result;
-
-/// How far the server's clock may be behind ours, when an upload's start
-/// time (by the server) is compared with the intent's (by us).
-const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// What a search for strays found.
 #[derive(Debug)]
@@ -21,35 +16,20 @@ pub enum Strays {
     CannotList,
 }
 
-/// Aborts the uploads open for exactly `key` that started at `since` or
-/// later (less the clock slack), except `keep`.
-pub async fn abort_strays(
-    client: &Client,
-    key: &str,
-    since: DateTime<Utc>,
-    keep: Option<&str>,
-) -> Result<Strays> {
+/// Aborts the uploads open for exactly `key`, except `keep`.
+///
+/// Not by start time: servers disagree on it (moto answers a fixed date),
+/// and the clocks may too. By key: the key names this run's object (a
+/// timestamped key names this run alone), and two writers of one key race
+/// whatever is done here: only one of their objects is kept.
+pub async fn abort_strays(client: &Client, key: &str, keep: Option<&str>) -> Result<Strays> {
     let Some(open) = client.open_uploads(key).await? else {
         return Ok(Strays::CannotList);
     };
-    let from = since - CLOCK_SLACK;
     let mut aborted = Vec::new();
     for upload in open {
         if keep == Some(upload.upload_id.as_str()) {
             continue;
-        }
-        match DateTime::parse_from_rfc3339(&upload.initiated) {
-            Ok(started) if started >= from => {}
-            Ok(_) => continue,
-            Err(_) => {
-                log::warn!(
-                    "upload {} of {} has a start time '{}' that does not parse; left alone",
-                    upload.upload_id,
-                    client.url(key),
-                    upload.initiated
-                );
-                continue;
-            }
         }
         client.abort_multipart(key, &upload.upload_id).await?;
         aborted.push(upload.upload_id);
@@ -127,26 +107,19 @@ pub async fn abort_from(settings: &Settings, path: &str) -> Result<()> {
         client.abort_multipart(&record.key, id).await?;
         log::info!("aborted upload {id} of {url}");
     }
-    let since = record
-        .since
-        .as_deref()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-    match since {
-        Some(since) => {
-            let found = abort_strays(&client, &record.key, since.to_utc(), None)
-                .await
-                .map_err(|e| {
-                    e.context(format!(
-                        "looking for uploads of {url} whose start answer was lost; \
-                         {path} is kept, run again"
-                    ))
-                })?;
+    // An upload whose start answer was lost (the record has no id yet, or
+    // the start was retried) is found only by listing the key's uploads.
+    match abort_strays(&client, &record.key, None).await {
+        Ok(Strays::CannotList) if record.upload_id.is_some() => {}
+        Ok(found) => {
             report_strays(&client, &record.key, Ok(found));
         }
-        None if record.upload_id.is_none() => {
-            log::warn!("{path} records no upload and no start time: nothing to abort");
+        Err(e) => {
+            return Err(e.context(format!(
+                "looking for uploads of {url} whose start answer was lost; {path} is kept, \
+                 run again"
+            )))
         }
-        None => {}
     }
     StateFile::new(path).clear();
     Ok(())

@@ -118,7 +118,7 @@ async fn after_failure(
     };
     match reached {
         Phase::Reading => nothing(error),
-        Phase::Starting { since } => {
+        Phase::Starting => {
             // A start that failed for good was refused: it opened nothing.
             // One that may have reached the server may have opened a stray.
             let uncertain = interrupted || error.code() == Exit::Unavailable as i32;
@@ -126,7 +126,7 @@ async fn after_failure(
                 || cleanup::report_strays(
                     client,
                     &target.key,
-                    cleanup::abort_strays(client, &target.key, since, None).await,
+                    cleanup::abort_strays(client, &target.key, None).await,
                 );
             if gone {
                 if let Some(state) = &target.state {

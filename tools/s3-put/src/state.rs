@@ -4,7 +4,7 @@
 //! It is written twice: before CreateMultipartUpload is sent (the intent:
 //! key and time, no upload id yet), and once the server has answered with
 //! the upload id. An upload whose start answer never arrived is then still
-//! found, by listing the key's open uploads started since the intent.
+//! found, by listing the key's open uploads.
 
 use mysnap::error::IoContext;
 use mysnap::Result;
@@ -20,8 +20,8 @@ pub struct UploadRecord {
     /// None while the start of the upload has not been answered.
     #[serde(default)]
     pub upload_id: Option<String>,
-    /// When the intent was recorded (RFC 3339, UTC). Files written before
-    /// the intent was recorded have none.
+    /// When the intent was recorded (RFC 3339, UTC), for whoever reads
+    /// the file. Files from before the intent was recorded have none.
     #[serde(default)]
     pub since: Option<String>,
 }

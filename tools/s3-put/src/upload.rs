@@ -69,8 +69,8 @@ pub enum Phase {
     /// Nothing sent that could leave anything behind.
     #[default]
     Reading,
-    /// CreateMultipartUpload was sent at `since`; no upload id came back yet.
-    Starting { since: DateTime<Utc> },
+    /// CreateMultipartUpload was sent; no upload id came back yet.
+    Starting,
     /// The multipart upload is open.
     Open { upload_id: String },
     /// The commit (CompleteMultipartUpload, or the single PUT) was sent:
@@ -204,7 +204,7 @@ where
     }
 
     let since = Utc::now();
-    enter(phase, Phase::Starting { since });
+    enter(phase, Phase::Starting);
     if let Some(state) = &target.state {
         state.record(&target.record(&client, None, since))?;
     }
@@ -223,7 +223,7 @@ where
         crate::cleanup::report_strays(
             &client,
             &target.key,
-            crate::cleanup::abort_strays(&client, &target.key, since, Some(&upload_id)).await,
+            crate::cleanup::abort_strays(&client, &target.key, Some(&upload_id)).await,
         );
     }
     if let Some(state) = &target.state {

@@ -360,7 +360,15 @@ impl<'a> Aside<'a> {
             }
             Err(failed) => {
                 let state = match failed.stuck {
-                    None => format!("undone: {}", where_now(datadir, self.kept)),
+                    None if self.kept => format!(
+                        "undone: the partly restored data is in {}, the previous data in {}",
+                        dir.dir.display(),
+                        names.old.display()
+                    ),
+                    None => format!(
+                        "undone: the partly restored data is in {}",
+                        dir.dir.display()
+                    ),
                     Some(stuck) => format!("undoing that failed too: {stuck}"),
                 };
                 Error::new(
@@ -558,5 +566,380 @@ pub fn remove(dirs: &[&Path]) -> String {
         String::new()
     } else {
         format!(" (but removing failed for {})", failed.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::testing::{tree, Call, Failing};
+    use crate::journal::RealFs;
+    use crate::swap::tests::{fixture, Before, Fixture};
+    use std::cell::RefCell;
+
+    /// A server that fails the calls listed by name and count (from 1),
+    /// and records every call.
+    #[derive(Default)]
+    struct Fake {
+        fail: Vec<(&'static str, usize)>,
+        holders: Vec<u32>,
+        calls: RefCell<Vec<&'static str>>,
+    }
+
+    impl Fake {
+        fn failing(fail: &[(&'static str, usize)]) -> Fake {
+            Fake {
+                fail: fail.to_vec(),
+                ..Fake::default()
+            }
+        }
+
+        fn call(&self, what: &'static str) -> Result<()> {
+            self.calls.borrow_mut().push(what);
+            let nth = self.calls.borrow().iter().filter(|&&c| c == what).count();
+            if self.fail.contains(&(what, nth)) {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!("{what} #{nth} failed"),
+                ));
+            }
+            Ok(())
+        }
+
+        fn calls(&self) -> Vec<&'static str> {
+            self.calls.borrow().clone()
+        }
+    }
+
+    impl Server for Fake {
+        fn stop(&self) -> Result<()> {
+            self.call("stop")
+        }
+        fn start(&self) -> Result<()> {
+            self.call("start")
+        }
+        fn wait(&self) -> Result<()> {
+            self.call("wait")
+        }
+        fn holders(&self, _: &Path) -> Vec<u32> {
+            self.holders.clone()
+        }
+    }
+
+    /// A fixture's DIR as a target, with the temp dir that holds it.
+    fn target(f: Fixture) -> (tempfile::TempDir, Target) {
+        let Fixture { tmp, dir, names } = f;
+        (tmp, Target { dir, names })
+    }
+
+    /// The staged restore of a fixture whose data is already staged.
+    fn staged_restore(target: Target, server: &Fake, fs: &dyn Fs) -> Result<Duration> {
+        let env = Env { server, fs };
+        staged(env, target, |_| Ok(((), Vec::new()))).map(|((), down)| down)
+    }
+
+    fn read(path: &Path) -> String {
+        String::from_utf8(std::fs::read(path).unwrap()).unwrap()
+    }
+
+    const STOP_START: [&str; 3] = ["stop", "start", "wait"];
+
+    #[test]
+    fn a_restore_stops_swaps_and_starts() {
+        let (_tmp, t) = target(fixture(false, Before::Data));
+        let (dir, old) = (t.dir.dir.clone(), t.names.old.clone());
+        let server = Fake::default();
+        staged_restore(t, &server, &RealFs).unwrap();
+        assert_eq!(server.calls(), STOP_START);
+        assert_eq!(read(&dir.join("ibdata1")), "new");
+        assert_eq!(read(&old.join("ibdata1")), "old");
+    }
+
+    #[test]
+    fn a_server_that_does_not_start_gets_its_previous_data_back() {
+        for mount_point in [false, true] {
+            let (_tmp, t) = target(fixture(mount_point, Before::Data));
+            let (dir, names) = (t.dir.dir.clone(), t.names.clone());
+            let server = Fake::failing(&[("wait", 1)]);
+            let e = staged_restore(t, &server, &RealFs).unwrap_err();
+            assert_eq!(e.code(), Exit::Unavailable as i32);
+            assert_eq!(
+                e.message(),
+                format!(
+                    "wait #1 failed; rolled back: the restored data is in {}, the previous \
+                     data is back in {} (the server is running on it)",
+                    names.failed.display(),
+                    dir.display()
+                )
+            );
+            assert_eq!(server.calls(), [STOP_START, STOP_START].concat());
+            assert_eq!(read(&dir.join("ibdata1")), "old");
+            assert_eq!(read(&names.failed.join("t/items.ibd")), "new");
+            assert!(!names.old.exists() && !names.staging.exists());
+        }
+    }
+
+    #[test]
+    fn a_failed_stop_with_a_process_holding_dir_renames_nothing() {
+        let (tmp, t) = target(fixture(false, Before::Data));
+        let (dir, old) = (t.dir.dir.clone(), t.names.old.clone());
+        let server = Fake {
+            holders: vec![4242],
+            ..Fake::failing(&[("wait", 1), ("stop", 2)])
+        };
+        let e = staged_restore(t, &server, &RealFs).unwrap_err();
+        assert_eq!(e.code(), Exit::Software as i32);
+        assert_eq!(
+            e.message(),
+            format!(
+                "wait #1 failed; rolling back needs the server stopped, and stop #2 failed \
+                 (processes 4242 still hold files in {dir}): nothing was moved, the restored \
+                 data is in {dir}, the previous data in {old}",
+                dir = dir.display(),
+                old = old.display()
+            )
+        );
+        assert_eq!(server.calls(), ["stop", "start", "wait", "stop"]);
+        assert_eq!(read(&dir.join("ibdata1")), "new");
+        assert_eq!(read(&old.join("ibdata1")), "old");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "DIR and DIR.old only");
+    }
+
+    #[test]
+    fn a_failed_stop_with_no_process_holding_dir_rolls_back() {
+        let (_tmp, t) = target(fixture(false, Before::Data));
+        let dir = t.dir.dir.clone();
+        let server = Fake::failing(&[("wait", 1), ("stop", 2)]);
+        let e = staged_restore(t, &server, &RealFs).unwrap_err();
+        assert_eq!(e.code(), Exit::Unavailable as i32);
+        assert!(e.message().contains("; rolled back: "), "{e}");
+        assert_eq!(read(&dir.join("ibdata1")), "old");
+    }
+
+    #[test]
+    fn a_rollback_whose_undo_fails_tells_the_real_state() {
+        let (_tmp, t) = target(fixture(false, Before::Data));
+        let (dir, names) = (t.dir.dir.clone(), t.names.clone());
+        let (d, old, failed) = (dir.display(), names.old.display(), names.failed.display());
+        // Renames: the swap's 1 and 2; the rollback's 3 (DIR to failed)
+        // and 4 (old to DIR), which fails; its undo, 5, fails too.
+        let fs = Failing::new(&[(Call::Rename, 4), (Call::Rename, 5)]);
+        let server = Fake::failing(&[("wait", 1)]);
+        let e = staged_restore(t, &server, &fs).unwrap_err();
+        assert_eq!(e.code(), Exit::Software as i32);
+        assert_eq!(
+            e.message(),
+            format!(
+                "wait #1 failed; rolling back failed: renaming {old} to {d}: Input/output \
+                 error (os error 5); undoing that failed too: renaming {failed} back to {d}: \
+                 Input/output error (os error 5); now the restored data is in {failed}, the \
+                 previous data is in {old}; the server stays stopped"
+            )
+        );
+        assert_eq!(server.calls(), ["stop", "start", "wait", "stop"]);
+        assert!(!dir.exists());
+        assert_eq!(read(&names.failed.join("ibdata1")), "new");
+        assert_eq!(read(&names.old.join("ibdata1")), "old");
+    }
+
+    #[test]
+    fn a_rollback_that_fails_is_undone_and_the_server_stays_stopped() {
+        let (_tmp, t) = target(fixture(false, Before::Data));
+        let (dir, old) = (t.dir.dir.clone(), t.names.old.clone());
+        let fs = Failing::new(&[(Call::Rename, 4)]);
+        let server = Fake::failing(&[("wait", 1)]);
+        let e = staged_restore(t, &server, &fs).unwrap_err();
+        assert_eq!(e.code(), Exit::Software as i32);
+        assert!(
+            e.message().ends_with(&format!(
+                "; undone: the restored data is in {}, the previous data in {}; the server \
+                 stays stopped",
+                dir.display(),
+                old.display()
+            )),
+            "{e}"
+        );
+        assert_eq!(server.calls(), ["stop", "start", "wait", "stop"]);
+        assert_eq!(read(&dir.join("ibdata1")), "new");
+    }
+
+    #[test]
+    fn a_failed_stop_changes_nothing() {
+        let (tmp, t) = target(fixture(false, Before::Data));
+        let staging = t.names.staging.clone();
+        std::fs::remove_dir_all(&staging).unwrap();
+        let before = tree(tmp.path());
+        std::fs::create_dir(&staging).unwrap();
+        let server = Fake::failing(&[("stop", 1)]);
+        let e = staged_restore(t, &server, &RealFs).unwrap_err();
+        assert_eq!(e.code(), Exit::Unavailable as i32);
+        assert_eq!(e.message(), "nothing changed: stop #1 failed");
+        assert_eq!(server.calls(), ["stop"]);
+        assert_eq!(tree(tmp.path()), before, "the staging directory is gone");
+    }
+
+    #[test]
+    fn a_failed_swap_is_undone_and_the_server_restarts() {
+        for mount_point in [false, true] {
+            let (tmp, t) = target(fixture(mount_point, Before::Data));
+            let dir = t.dir.dir.clone();
+            let staging = t.names.staging.clone();
+            let before: Vec<_> = tree(tmp.path())
+                .into_iter()
+                .filter(|(name, _)| !tmp.path().join(name).starts_with(&staging))
+                .collect();
+            // Beside, the second rename (staging to DIR); inside, the
+            // fifth (the second staged entry).
+            let nth = if mount_point { 5 } else { 2 };
+            let fs = Failing::new(&[(Call::Rename, nth)]);
+            let server = Fake::default();
+            let e = staged_restore(t, &server, &fs).unwrap_err();
+            assert_eq!(e.code(), Exit::IoErr as i32);
+            assert!(e.message().starts_with("swap failed: renaming "), "{e}");
+            assert!(
+                e.message().ends_with(&format!(
+                    "{} left as it was (the server is running on it)",
+                    dir.display()
+                )),
+                "{e}"
+            );
+            assert_eq!(server.calls(), STOP_START);
+            assert_eq!(tree(tmp.path()), before, "as it was, staging removed");
+        }
+    }
+
+    #[test]
+    fn a_swap_whose_undo_fails_leaves_the_server_stopped_and_removes_nothing() {
+        let (_tmp, t) = target(fixture(false, Before::Data));
+        let (dir, names) = (t.dir.dir.clone(), t.names.clone());
+        let fs = Failing::new(&[(Call::Rename, 2), (Call::Rename, 3)]);
+        let server = Fake::default();
+        let e = staged_restore(t, &server, &fs).unwrap_err();
+        assert_eq!(e.code(), Exit::Software as i32);
+        assert_eq!(
+            e.message(),
+            format!(
+                "swap failed: renaming {staging} to {d}: Input/output error (os error 5); \
+                 undoing it failed too: renaming {old} back to {d}: Input/output error (os \
+                 error 5); now the previous data is in {old}, the restored data is in \
+                 {staging}; the server stays stopped and nothing was removed",
+                d = dir.display(),
+                old = names.old.display(),
+                staging = names.staging.display()
+            )
+        );
+        assert_eq!(server.calls(), ["stop"], "never started on a missing DIR");
+        assert_eq!(read(&names.staging.join("ibdata1")), "new");
+    }
+
+    /// A layout target whose swap fails undoes the datadir's swap, done
+    /// before it, back to the staging directory: nothing of the restore
+    /// is left anywhere.
+    #[test]
+    fn a_failed_layout_swap_undoes_the_datadir_swap() {
+        let (tmp, t) = target(fixture(false, Before::Data));
+        let (ltmp, layout) = target(fixture(false, Before::Data));
+        let unstaged = |dir: &Path, staging: &Path| -> Vec<_> {
+            tree(dir)
+                .into_iter()
+                .filter(|(name, _)| !dir.join(name).starts_with(staging))
+                .collect()
+        };
+        let before = unstaged(tmp.path(), &t.names.staging);
+        let layout_before = unstaged(ltmp.path(), &layout.names.staging);
+        let dirs = format!("{}, {}", t.dir.dir.display(), layout.dir.dir.display());
+        // Renames 1 and 2 swap the datadir; 3, the layout's first, fails.
+        let fs = Failing::new(&[(Call::Rename, 3)]);
+        let server = Fake::default();
+        let env = Env {
+            server: &server,
+            fs: &fs,
+        };
+        let e = staged(env, t, |_| Ok(((), vec![layout]))).unwrap_err();
+        assert!(
+            e.message().ends_with(&format!(
+                "{dirs} left as they were (the server is running on it)"
+            )),
+            "{e}"
+        );
+        assert_eq!(tree(tmp.path()), before);
+        assert_eq!(tree(ltmp.path()), layout_before);
+    }
+
+    /// An in-place restore whose unpack writes part of a file, then fails.
+    fn in_place_failing_unpack(t: Target, server: &Fake, fs: &dyn Fs) -> Error {
+        let env = Env { server, fs };
+        in_place(env, t, |root| -> Result<((), Vec<Target>)> {
+            std::fs::write(root.join("ibdata1"), "partial").unwrap();
+            Err(Error::new(Exit::DataErr, "bad archive"))
+        })
+        .unwrap_err()
+    }
+
+    #[test]
+    fn in_place_a_failed_unpack_brings_the_previous_data_back() {
+        let (tmp, t) = target(fixture(false, Before::Data));
+        std::fs::remove_dir_all(&t.names.staging).unwrap();
+        let before = tree(tmp.path());
+        let dir = t.dir.dir.clone();
+        let server = Fake::default();
+        let e = in_place_failing_unpack(t, &server, &RealFs);
+        assert_eq!(e.code(), Exit::DataErr as i32);
+        assert_eq!(
+            e.message(),
+            format!(
+                "previous data back in {} (the server is running on it): bad archive",
+                dir.display()
+            )
+        );
+        assert_eq!(server.calls(), STOP_START);
+        assert_eq!(tree(tmp.path()), before);
+    }
+
+    /// The previous data cannot come back: the server must not start on
+    /// the partly restored DIR.
+    #[test]
+    fn in_place_a_failed_put_back_leaves_the_server_stopped() {
+        let (_tmp, t) = target(fixture(false, Before::Data));
+        std::fs::remove_dir_all(&t.names.staging).unwrap();
+        let (dir, old) = (t.dir.dir.clone(), t.names.old.clone());
+        // Rename 1 moves DIR aside; 2, DIR to failed, fails.
+        let fs = Failing::new(&[(Call::Rename, 2)]);
+        let server = Fake::default();
+        let e = in_place_failing_unpack(t, &server, &fs);
+        assert_eq!(e.code(), Exit::Software as i32);
+        assert!(
+            e.message().ends_with(&format!(
+                "; undone: the partly restored data is in {}, the previous data in {}; the \
+                 server stays stopped",
+                dir.display(),
+                old.display()
+            )),
+            "{e}"
+        );
+        assert_eq!(server.calls(), ["stop"]);
+        assert_eq!(read(&old.join("ibdata1")), "old");
+    }
+
+    #[test]
+    fn in_place_restores_and_starts() {
+        let (_tmp, t) = target(fixture(true, Before::Data));
+        std::fs::remove_dir_all(&t.names.staging).unwrap();
+        let (dir, old) = (t.dir.dir.clone(), t.names.old.clone());
+        let server = Fake::default();
+        let env = Env {
+            server: &server,
+            fs: &RealFs,
+        };
+        in_place(env, t, |root| -> Result<((), Vec<Target>)> {
+            std::fs::write(root.join("ibdata1"), "new").unwrap();
+            Ok(((), Vec::new()))
+        })
+        .unwrap();
+        assert_eq!(server.calls(), STOP_START);
+        assert_eq!(read(&dir.join("ibdata1")), "new");
+        assert_eq!(read(&old.join("ibdata1")), "old");
+        assert!(dir.join("lost+found").is_dir());
     }
 }

@@ -111,14 +111,14 @@ impl Datadir {
     /// Puts the staged data in place of DIR and keeps DIR's data as
     /// `names.old`. All or nothing: a swap that fails is undone, and the
     /// returned `Done` undoes a finished one.
-    pub fn swap(&self, names: &Names, fs: &dyn Fs) -> Result<Swapped, Failed> {
+    pub fn swap(&self, names: &Names, fs: &dyn Fs) -> Result<Swap, Failed> {
         let kept = self.exists && !self.empty;
         let done = if self.mount_point {
             self.swap_inside(names, kept, fs)?
         } else {
             self.swap_beside(names, kept, fs)?
         };
-        Ok(Swapped { kept, done })
+        Ok(Swap { kept, done })
     }
 
     fn swap_beside(&self, names: &Names, kept: bool, fs: &dyn Fs) -> Result<Done, Failed> {
@@ -163,7 +163,7 @@ impl Datadir {
     /// For --in-place: keeps DIR's data as `names.old` and leaves DIR empty
     /// (created when missing) to unpack into. All or nothing, as `swap`;
     /// `swap_back` puts the previous data back.
-    pub fn move_aside(&self, names: &Names, fs: &dyn Fs) -> Result<Swapped, Failed> {
+    pub fn move_aside(&self, names: &Names, fs: &dyn Fs) -> Result<Swap, Failed> {
         let kept = self.exists && !self.empty;
         let synced = if self.mount_point {
             vec![self.dir.clone()]
@@ -185,7 +185,7 @@ impl Datadir {
             synced.iter().try_for_each(|dir| change.sync(dir))
         })();
         let done = change.end(result)?;
-        Ok(Swapped { kept, done })
+        Ok(Swap { kept, done })
     }
 
     /// Undoes `swap` or `move_aside` for a rollback: the restored data in
@@ -241,7 +241,7 @@ fn parent(dir: &Path) -> PathBuf {
 
 /// A finished swap (or move aside): whether DIR had previous data to
 /// keep, and the record to undo it by.
-pub struct Swapped {
+pub struct Swap {
     pub kept: bool,
     pub done: Done,
 }

@@ -665,9 +665,7 @@ fn prepare(
     target_version: &TargetVersion,
 ) -> Result<()> {
     let status = unpacked.manifest.as_ref().and_then(|m| m.status.as_ref());
-    let backup_version = status
-        .and_then(|s| s.get("server_version"))
-        .and_then(|v| v.as_str());
+    let backup_version = status.map(|s| s.server_version.as_str());
     if let (Some(backup), TargetVersion::Unknown(why)) = (backup_version, target_version) {
         if !args.flag("force") {
             log::warn!(
@@ -687,9 +685,7 @@ fn prepare(
             ));
         }
     }
-    let old_datadir = status
-        .and_then(|s| s.pointer("/layout/datadir"))
-        .and_then(|v| v.as_str());
+    let old_datadir = status.and_then(|s| s.layout.datadir.as_deref());
     let staged = Root::open(root).ctx(format!("opening {}", root.display()))?;
     replica::rewrite_indexes(&staged, old_datadir, datadir)?;
     if args.flag("as-replica") {

@@ -699,6 +699,47 @@ fn an_archive_with_the_old_manifest_still_restores() {
         "{sql}"
     );
     assert_eq!(fs::read(datadir.join("db/t.ibd")).unwrap(), b"rows");
+    // Without --status-file, snap-tar wrote a null status.
+    let start = OLD_MANIFEST.find("\"status\": {").unwrap();
+    let end = OLD_MANIFEST.find("  \"layout\": []").unwrap();
+    let no_status = OLD_MANIFEST.replace(&OLD_MANIFEST[start..end], "\"status\": null,\n");
+    let tar = archive_of(no_status.as_bytes(), &[("ibdata1", b"x")]);
+    assert_eq!(archive::verify(&tar[..]).unwrap().manifest.status, None);
+}
+
+/// Of two layout directories, --include-layout names one: its files are
+/// restored, the other's verified and left out.
+#[test]
+fn a_layout_directory_not_named_is_verified_not_written() {
+    let layout = r#""layout": [
+    {"archived": "mysnap/layout/0", "original": "/var/lib/mysql-redo"},
+    {"archived": "mysnap/layout/1", "original": "/var/lib/mysql-undo"}
+  ]"#;
+    let manifest = OLD_MANIFEST.replace(r#""layout": []"#, layout);
+    let tar = archive_of(
+        manifest.as_bytes(),
+        &[
+            ("ibdata1", b"system"),
+            ("mysnap/layout/0/ib_logfile0", b"redo"),
+            ("mysnap/layout/1/undo001", b"undo"),
+        ],
+    );
+    let dir = tempdir();
+    let (datadir, redo) = (dir.path().join("data"), dir.path().join("redo"));
+    let include = format!("/var/lib/mysql-redo={}", redo.display());
+    let out = run(
+        tool("mysql-restore-dir")
+            .arg("--datadir")
+            .arg(&datadir)
+            .args(["--no-defaults", "--no-server", "--include-layout", &include]),
+        &tar,
+    );
+    out.expect_code(0);
+    assert!(out.stderr.contains("/var/lib/mysql-undo"), "{}", out.stderr);
+    assert_eq!(fs::read(redo.join("ib_logfile0")).unwrap(), b"redo");
+    assert_eq!(fs::read(datadir.join("ibdata1")).unwrap(), b"system");
+    assert!(!datadir.join("mysnap").exists());
+    assert!(!dir.path().join("undo001").exists());
 }
 
 /// The one reader holds `verify` to the rules the restore keeps: a whole

@@ -5,7 +5,8 @@
 //! in that tool's crate; the S3 client that `s3-put` and `s3-get` share sits
 //! behind the `s3` feature so the other tools do not compile it; the archive
 //! format that snap-tar writes and mysql-restore-dir reads, behind `archive`;
-//! the status file that mysql-lock-hold writes into it, behind `status`.
+//! the status file that mysql-lock-hold writes and the archive carries,
+//! behind `status`.
 
 #[cfg(feature = "archive")]
 pub mod archive;

@@ -140,7 +140,7 @@ fn describe(root: &Path) -> BTreeMap<PathBuf, String> {
         if m.file_type().is_symlink() {
             line += &format!(" -> {}", fs::read_link(&path).unwrap().display());
         } else if m.is_file() {
-            let (size, sha) = archive::hash(&mut File::open(&path).unwrap()).unwrap();
+            let (size, sha) = size_and_sha256(&path);
             line += &format!(" size {size} sha256 {sha} links {}", m.nlink());
             if m.nlink() > 1 {
                 let first = inodes.entry(m.ino()).or_insert(rel.clone());
@@ -150,6 +150,14 @@ fn describe(root: &Path) -> BTreeMap<PathBuf, String> {
         out.insert(rel, line);
     }
     out
+}
+
+/// What the checksum list says of a file: its size and SHA-256.
+fn size_and_sha256(path: &Path) -> (u64, String) {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut File::open(path).unwrap(), &mut hasher).unwrap();
+    (size, hex::encode(hasher.finalize()))
 }
 
 fn tempdir() -> tempfile::TempDir {
@@ -231,8 +239,7 @@ fn the_tar_crate_reads_sparse_entries_and_the_checksums_match() {
     tar.unpack(&restored).unwrap();
     let verified = verify_gz(&out.stdout).unwrap();
     for sum in &verified.checksums.files {
-        let (size, sha) =
-            archive::hash(&mut File::open(restored.join(&sum.path)).unwrap()).unwrap();
+        let (size, sha) = size_and_sha256(&restored.join(&sum.path));
         assert_eq!((size, &sha), (sum.size, &sum.sha256), "{}", sum.path);
     }
     for name in ["db1/t1.ibd", "db1/t3.ibd", "db1/hole"] {
@@ -288,9 +295,10 @@ fn manifest_comes_first_and_carries_the_lock_coordinates() {
         m.created
     );
     let status = m.status.unwrap();
-    assert_eq!(status["binlog_file"], "mysql-bin.000042");
-    assert_eq!(status["binlog_pos"], 1234);
-    assert_eq!(status["gtid"], "0-1-77");
+    assert_eq!(status.binlog_file.as_deref(), Some("mysql-bin.000042"));
+    assert_eq!(status.binlog_pos, Some(1234));
+    assert_eq!(status.gtid.as_deref(), Some("0-1-77"));
+    assert_eq!(status.layout.datadir.as_deref(), Some("/var/lib/mysql/"));
     assert!(m.layout.is_empty());
     // GNU tar reads the uncompressed form too.
     gnu_untar(&out.stdout, "-xf", &dir.path().join("plain"));
@@ -509,11 +517,19 @@ fn bad_input_exits_with_its_code_and_one_line() {
     fs::create_dir_all(&src).unwrap();
     let file = dir.path().join("file");
     fs::write(&file, b"{").unwrap();
+    // JSON, but not what mysql-lock-hold writes.
+    let other = dir.path().join("other.json");
+    fs::write(
+        &other,
+        br#"{"binlog_file": "mysql-bin.000042", "binlog_pos": "1234"}"#,
+    )
+    .unwrap();
     let d = src.to_str().unwrap();
     let f = file.to_str().unwrap();
+    let o = other.to_str().unwrap();
     let missing = dir.path().join("missing");
     let m = missing.to_str().unwrap();
-    let cases: [(&[&str], i32, &str); 9] = [
+    let cases: [(&[&str], i32, &str); 10] = [
         (&[], 64, "missing DIR"),
         (&[d, d], 64, "unexpected argument"),
         (&["--bogus", d], 64, "bogus"),
@@ -522,7 +538,16 @@ fn bad_input_exits_with_its_code_and_one_line() {
         (&[m], 66, "missing"),
         (&[f], 66, "not a directory"),
         (&["--status-file", m, d], 66, "status file"),
-        (&["--status-file", f, d], 65, "not JSON"),
+        (
+            &["--status-file", f, d],
+            65,
+            "not a mysql-lock-hold status file",
+        ),
+        (
+            &["--status-file", o, d],
+            65,
+            "not a mysql-lock-hold status file",
+        ),
     ];
     for (args, code, says) in cases {
         let out = snap_tar(args);
@@ -571,5 +596,166 @@ fn a_closed_stdout_is_an_io_error() {
             stderr.contains("cannot write the archive"),
             "{compress}: {stderr}"
         );
+    }
+}
+
+/// A manifest as snap-tar wrote it before the status was typed: the
+/// status file kept as a JSON value, so its keys came out sorted.
+const OLD_MANIFEST: &str = r#"{
+  "format": 1,
+  "host": "db1",
+  "created": "2026-11-23T01:02:05Z",
+  "tools": {
+    "snap-tar": "0.1.0"
+  },
+  "source": "/mnt/snap",
+  "status": {
+    "binlog_file": "mysql-bin.000043",
+    "binlog_pos": 379,
+    "flavor": "mariadb",
+    "format": 1,
+    "gtid": "0-1-18823",
+    "layout": {
+      "datadir": "/var/lib/mysql/",
+      "innodb_data_file_path": "ibdata1:12M:autoextend",
+      "innodb_data_home_dir": null,
+      "innodb_log_group_home_dir": "./",
+      "innodb_undo_directory": "./",
+      "log_bin_basename": "/var/lib/mysql/mysql-bin"
+    },
+    "lock": "ftwrl",
+    "lock_attempts": 1,
+    "lock_hold_ms": 2210,
+    "lock_wait_ms": 14,
+    "locked_at": "2026-11-23T01:02:03.456Z",
+    "replica": null,
+    "server_id": 1,
+    "server_uuid": null,
+    "server_version": "10.11.6-MariaDB-0+deb12u1-log"
+  },
+  "layout": []
+}"#;
+
+/// A tar of `files` (name, data) after `manifest`, with their checksum
+/// list last; names are written as given.
+fn archive_of(manifest: &[u8], files: &[(&str, &[u8])]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let sums: Vec<serde_json::Value> = files
+        .iter()
+        .map(|(path, data)| {
+            serde_json::json!({"path": path, "size": data.len(),
+                "sha256": hex::encode(Sha256::digest(data))})
+        })
+        .collect();
+    let total: usize = files.iter().map(|(_, data)| data.len()).sum();
+    let checksums = serde_json::json!({"format": 1, "files": sums,
+        "file_count": files.len(), "total_bytes": total});
+    let checksums = serde_json::to_vec_pretty(&checksums).unwrap();
+    let mut all = vec![(archive::MANIFEST_PATH, manifest)];
+    all.extend_from_slice(files);
+    all.push((archive::CHECKSUMS_PATH, &checksums));
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in all {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o640);
+        header.set_mtime(1_700_000_000);
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// An archive from before the typed status restores, and its coordinates
+/// come out as they went in.
+#[test]
+fn an_archive_with_the_old_manifest_still_restores() {
+    let tar = archive_of(
+        OLD_MANIFEST.as_bytes(),
+        &[("ibdata1", b"system tablespace"), ("db/t.ibd", b"rows")],
+    );
+    let status = archive::verify(&tar[..]).unwrap().manifest.status.unwrap();
+    assert_eq!(status.server_version, "10.11.6-MariaDB-0+deb12u1-log");
+    let dir = tempdir();
+    let datadir = dir.path().join("data");
+    let out = run(
+        tool("mysql-restore-dir")
+            .arg("--datadir")
+            .arg(&datadir)
+            .args(["--no-defaults", "--no-server"]),
+        &tar,
+    );
+    out.expect_code(0);
+    let sql = out.stdout_text();
+    assert!(
+        sql.contains(
+            "CHANGE MASTER TO MASTER_LOG_FILE = 'mysql-bin.000043', MASTER_LOG_POS = 379;"
+        ),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("SET GLOBAL gtid_slave_pos = '0-1-18823';"),
+        "{sql}"
+    );
+    assert_eq!(fs::read(datadir.join("db/t.ibd")).unwrap(), b"rows");
+    // Without --status-file, snap-tar wrote a null status.
+    let start = OLD_MANIFEST.find("\"status\": {").unwrap();
+    let end = OLD_MANIFEST.find("  \"layout\": []").unwrap();
+    let no_status = OLD_MANIFEST.replace(&OLD_MANIFEST[start..end], "\"status\": null,\n");
+    let tar = archive_of(no_status.as_bytes(), &[("ibdata1", b"x")]);
+    assert_eq!(archive::verify(&tar[..]).unwrap().manifest.status, None);
+}
+
+/// Of two layout directories, --include-layout names one: its files are
+/// restored, the other's verified and left out.
+#[test]
+fn a_layout_directory_not_named_is_verified_not_written() {
+    let layout = r#""layout": [
+    {"archived": "mysnap/layout/0", "original": "/var/lib/mysql-redo"},
+    {"archived": "mysnap/layout/1", "original": "/var/lib/mysql-undo"}
+  ]"#;
+    let manifest = OLD_MANIFEST.replace(r#""layout": []"#, layout);
+    let tar = archive_of(
+        manifest.as_bytes(),
+        &[
+            ("ibdata1", b"system"),
+            ("mysnap/layout/0/ib_logfile0", b"redo"),
+            ("mysnap/layout/1/undo001", b"undo"),
+        ],
+    );
+    let dir = tempdir();
+    let (datadir, redo) = (dir.path().join("data"), dir.path().join("redo"));
+    let include = format!("/var/lib/mysql-redo={}", redo.display());
+    let out = run(
+        tool("mysql-restore-dir")
+            .arg("--datadir")
+            .arg(&datadir)
+            .args(["--no-defaults", "--no-server", "--include-layout", &include]),
+        &tar,
+    );
+    out.expect_code(0);
+    assert!(out.stderr.contains("/var/lib/mysql-undo"), "{}", out.stderr);
+    assert_eq!(fs::read(redo.join("ib_logfile0")).unwrap(), b"redo");
+    assert_eq!(fs::read(datadir.join("ibdata1")).unwrap(), b"system");
+    assert!(!datadir.join("mysnap").exists());
+    assert!(!dir.path().join("undo001").exists());
+}
+
+/// The one reader holds `verify` to the rules the restore keeps: a whole
+/// archive, checksums and all, with a name that leaves its directory is
+/// not a valid archive.
+#[test]
+fn verify_refuses_what_the_restore_refuses() {
+    for (name, says) in [
+        ("../evil", "unsafe path '../evil'"),
+        ("/etc/evil", "unsafe path '/etc/evil'"),
+        ("mysnap/layout/0/evil", "under no layout entry"),
+    ] {
+        let tar = archive_of(OLD_MANIFEST.as_bytes(), &[(name, b"x")]);
+        match archive::verify(&tar[..]) {
+            Err(Invalid::Corrupt(why)) => assert!(why.contains(says), "{name}: {why}"),
+            other => panic!("{name}: {other:?}"),
+        }
     }
 }

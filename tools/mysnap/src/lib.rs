@@ -4,7 +4,9 @@
 //! The crate stays small on purpose. Anything that only one tool needs lives
 //! in that tool's crate; the S3 client that `s3-put` and `s3-get` share sits
 //! behind the `s3` feature so the other tools do not compile it; the archive
-//! format that snap-tar writes and mysql-restore-dir reads, behind `archive`.
+//! format that snap-tar writes and mysql-restore-dir reads, behind `archive`;
+//! the status file that mysql-lock-hold writes and the archive carries,
+//! behind `status`.
 
 #[cfg(feature = "archive")]
 pub mod archive;
@@ -20,6 +22,8 @@ pub mod mysql;
 pub mod private_file;
 pub mod progress;
 pub mod signals;
+#[cfg(feature = "status")]
+pub mod status;
 pub mod units;
 
 #[cfg(feature = "s3")]

@@ -1,24 +1,14 @@
 //! What the lock holder records: where the binary log stands, where a
-//! replica's source stood, and where the server keeps its files. This is
-//! the status file that snap-tar puts in the archive and mysql-restore-dir
-//! reads back.
+//! replica's source stood, and where the server keeps its files; the
+//! status file (`mysnap::status`) that snap-tar puts in the archive and
+//! mysql-restore-dir reads back is made of them.
 
 use crate::flavor::{Flavor, Kind};
 use crate::sql::{Row, Sql};
-use serde::Serialize;
+use mysnap::status::{Layout, Replica, Status};
 
-/// Server settings read before locking, so the lock is held no longer.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
-pub struct Layout {
-    pub datadir: Option<String>,
-    pub innodb_data_home_dir: Option<String>,
-    pub innodb_data_file_path: Option<String>,
-    pub innodb_log_group_home_dir: Option<String>,
-    pub innodb_undo_directory: Option<String>,
-    pub log_bin_basename: Option<String>,
-}
-
-/// Settings that matter for a consistent, durable snapshot.
+/// Settings that matter for a consistent, durable snapshot, read before
+/// locking, so the lock is held no longer.
 #[derive(Debug, Default, Clone)]
 pub struct Settings {
     pub layout: Layout,
@@ -82,16 +72,6 @@ impl Settings {
     }
 }
 
-/// Where a replica's source stood: where replication of this copy resumes.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
-pub struct Replica {
-    pub source_host: Option<String>,
-    pub source_port: Option<u64>,
-    pub source_log_file: Option<String>,
-    pub source_log_pos: Option<u64>,
-    pub gtid: Option<String>,
-}
-
 /// Coordinates read under the lock.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Coordinates {
@@ -145,59 +125,36 @@ impl Coordinates {
     }
 }
 
-/// The status file (JSON): what a backup needs to know about its snapshot.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    pub format: u32,
-    pub flavor: &'static str,
-    pub server_version: String,
-    pub server_id: Option<u64>,
-    pub server_uuid: Option<String>,
-    pub binlog_file: Option<String>,
-    pub binlog_pos: Option<u64>,
-    pub gtid: Option<String>,
-    pub replica: Option<Replica>,
-    pub layout: Layout,
-    pub lock: &'static str,
-    pub locked_at: String,
-    pub lock_attempts: u32,
-    pub lock_wait_ms: u64,
-    /// Filled in after the release.
-    pub lock_hold_ms: Option<u64>,
+/// The status as `key=value` lines, for hold mode's stdout.
+pub fn lines(status: &Status) -> String {
+    let mut out = String::new();
+    let mut add = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            out.push_str(&format!("{key}={value}\n"));
+        }
+    };
+    add("binlog_file", status.binlog_file.clone());
+    add("binlog_pos", status.binlog_pos.map(|p| p.to_string()));
+    add("gtid", status.gtid.clone());
+    add("server_version", Some(status.server_version.clone()));
+    add("server_id", status.server_id.map(|p| p.to_string()));
+    add("lock_wait_ms", Some(status.lock_wait_ms.to_string()));
+    out
 }
 
-impl Status {
-    /// `key=value` lines, for hold mode's stdout.
-    pub fn lines(&self) -> String {
-        let mut out = String::new();
-        let mut add = |key: &str, value: Option<String>| {
-            if let Some(value) = value {
-                out.push_str(&format!("{key}={value}\n"));
-            }
-        };
-        add("binlog_file", self.binlog_file.clone());
-        add("binlog_pos", self.binlog_pos.map(|p| p.to_string()));
-        add("gtid", self.gtid.clone());
-        add("server_version", Some(self.server_version.clone()));
-        add("server_id", self.server_id.map(|p| p.to_string()));
-        add("lock_wait_ms", Some(self.lock_wait_ms.to_string()));
-        out
+/// The environment COMMAND gets.
+pub fn environment(status: &Status) -> Vec<(&'static str, String)> {
+    let mut env = Vec::new();
+    if let Some(file) = &status.binlog_file {
+        env.push(("MYSNAP_BINLOG_FILE", file.clone()));
     }
-
-    /// The environment COMMAND gets.
-    pub fn environment(&self) -> Vec<(&'static str, String)> {
-        let mut env = Vec::new();
-        if let Some(file) = &self.binlog_file {
-            env.push(("MYSNAP_BINLOG_FILE", file.clone()));
-        }
-        if let Some(pos) = self.binlog_pos {
-            env.push(("MYSNAP_BINLOG_POS", pos.to_string()));
-        }
-        if let Some(gtid) = &self.gtid {
-            env.push(("MYSNAP_GTID", gtid.clone()));
-        }
-        env
+    if let Some(pos) = status.binlog_pos {
+        env.push(("MYSNAP_BINLOG_POS", pos.to_string()));
     }
+    if let Some(gtid) = &status.gtid {
+        env.push(("MYSNAP_GTID", gtid.clone()));
+    }
+    env
 }
 
 #[cfg(test)]

@@ -9,11 +9,12 @@ mod lock;
 mod signals;
 mod sql;
 
-use coordinates::{Coordinates, Settings, Status};
+use coordinates::{Coordinates, Settings};
 use flavor::Flavor;
 use lock::{Policy, Strategy};
 use mysnap::cli::{Args, Cli};
 use mysnap::mysql::{classify, ConnectOptions};
+use mysnap::status::Status;
 use mysnap::units::parse_duration;
 use mysnap::{child, Error, Exit, Result};
 use signals::{Ended, Signals};
@@ -195,7 +196,7 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
     if let Some(path) = &job.status_file {
         let mut status = status;
         status.lock_hold_ms = Some(hold_ms);
-        write_status(path, &status)?;
+        status.write_file(path)?;
     }
     match ended {
         Ended::Exited(exit) => match &job.command {
@@ -226,11 +227,6 @@ fn release(conn: &mut mysql::Conn, strategy: lock::Strategy, held: &lock::Held) 
     (released, held.since.elapsed().as_millis() as u64)
 }
 
-fn write_status(path: &std::path::Path, status: &Status) -> Result<()> {
-    let json = serde_json::to_vec_pretty(status).expect("plain data serializes");
-    mysnap::private_file::write_atomically(path, &json)
-}
-
 /// Under the lock: make it durable, record where things stand, then run
 /// COMMAND or wait, as briefly as the job allows.
 fn hold(
@@ -252,10 +248,10 @@ fn hold(
     let coordinates =
         Coordinates::read(conn, flavor).map_err(|e| classify(e).context("reading coordinates"))?;
     let status = Status {
-        format: 1,
+        format: mysnap::status::FORMAT,
         flavor: match flavor.kind {
-            flavor::Kind::MariaDb => "mariadb",
-            flavor::Kind::MySql => "mysql",
+            flavor::Kind::MariaDb => mysnap::status::Flavor::MariaDb,
+            flavor::Kind::MySql => mysnap::status::Flavor::MySql,
         },
         server_version: flavor.version_string.clone(),
         server_id: settings.server_id,
@@ -265,7 +261,7 @@ fn hold(
         gtid: coordinates.gtid,
         replica: coordinates.replica,
         layout: settings.layout.clone(),
-        lock: job.policy.strategy.name(),
+        lock: job.policy.strategy.name().to_string(),
         locked_at: chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string(),
@@ -274,7 +270,7 @@ fn hold(
         lock_hold_ms: None,
     };
     if let Some(path) = &job.status_file {
-        write_status(path, &status)?;
+        status.write_file(path)?;
     }
     log::info!(
         binlog_file = status.binlog_file.as_deref().unwrap_or(""), binlog_pos = status.binlog_pos.unwrap_or(0), gtid = status.gtid.as_deref().unwrap_or("");
@@ -290,7 +286,7 @@ fn hold(
         Some(argv) => {
             let mut command = std::process::Command::new(&argv[0]);
             command.args(&argv[1..]).stdout(Stdio::inherit());
-            for (key, value) in status.environment() {
+            for (key, value) in coordinates::environment(&status) {
                 command.env(key, value);
             }
             if let Some(path) = &job.status_file {
@@ -306,7 +302,8 @@ fn hold(
         }
         None => {
             let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{}locked", status.lines()).and_then(|()| stdout.flush());
+            let _ = writeln!(stdout, "{}locked", coordinates::lines(&status))
+                .and_then(|()| stdout.flush());
             let _ = libsystemd::daemon::notify(false, &[libsystemd::daemon::NotifyState::Ready]);
             let stdin = std::io::stdin();
             let input = (!job.until_signal).then_some(&stdin);

@@ -5,46 +5,39 @@
 
 use mysnap::beneath::{Kind, Root};
 use mysnap::error::IoContext;
+use mysnap::status::{Flavor, Status};
 use mysnap::Result;
 use rustix::fs::OFlags;
-use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::Path;
 
-/// The coordinates recorded by mysql-lock-hold, from the manifest's status.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Coordinates {
-    pub flavor: String,
-    pub version: String,
-    pub binlog_file: Option<String>,
-    pub binlog_pos: Option<u64>,
-    pub gtid: Option<String>,
-}
+/// Where replication of a restored copy starts: the coordinates
+/// mysql-lock-hold recorded, from the manifest's status.
+#[derive(Debug)]
+pub struct Coordinates<'a>(&'a Status);
 
-impl Coordinates {
-    pub fn from_status(status: &Value) -> Coordinates {
-        let text = |key: &str| status.get(key).and_then(Value::as_str).map(str::to_string);
-        Coordinates {
-            flavor: text("flavor").unwrap_or_default(),
-            version: text("server_version").unwrap_or_default(),
-            binlog_file: text("binlog_file"),
-            binlog_pos: status.get("binlog_pos").and_then(Value::as_u64),
-            gtid: text("gtid").filter(|g| !g.is_empty()),
-        }
+impl<'a> Coordinates<'a> {
+    pub fn from_status(status: &'a Status) -> Coordinates<'a> {
+        Coordinates(status)
+    }
+
+    fn gtid(&self) -> Option<&str> {
+        self.0.gtid.as_deref().filter(|g| !g.is_empty())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.binlog_file.is_none() && self.gtid.is_none()
+        self.0.binlog_file.is_none() && self.gtid().is_none()
     }
 
     /// SQL lines for a new replica of the backed-up server. Only the
     /// coordinates: the admin adds host, user and password (CHANGE ... TO
     /// keeps what a statement leaves out).
     pub fn statements(&self) -> String {
-        let mariadb = self.flavor == "mariadb" || self.version.contains("MariaDB");
-        let series = crate::server::series(&self.version);
-        let new_syntax = !mariadb
-            && (series > Some((8, 0)) || series == Some((8, 0)) && patch(&self.version) >= 23);
+        let version = &self.0.server_version;
+        let mariadb = self.0.flavor == Flavor::MariaDb;
+        let series = crate::server::series(version);
+        let new_syntax =
+            !mariadb && (series > Some((8, 0)) || series == Some((8, 0)) && patch(version) >= 23);
         let (change, file, pos, auto) = if new_syntax {
             (
                 "CHANGE REPLICATION SOURCE TO",
@@ -63,12 +56,12 @@ impl Coordinates {
         let mut out = format!(
             "-- replication coordinates of the backup ({} {})\n",
             if mariadb { "MariaDB" } else { "MySQL" },
-            self.version
+            version
         );
-        if let (Some(f), Some(p)) = (&self.binlog_file, self.binlog_pos) {
+        if let (Some(f), Some(p)) = (&self.0.binlog_file, self.0.binlog_pos) {
             out.push_str(&format!("{change} {file} = '{f}', {pos} = {p};\n"));
         }
-        if let Some(gtid) = &self.gtid {
+        if let Some(gtid) = self.gtid() {
             out.push_str("-- or, by GTID:\n");
             if mariadb {
                 out.push_str(&format!("SET GLOBAL gtid_slave_pos = '{gtid}';\n"));
@@ -205,18 +198,32 @@ fn rewrite_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn coords(flavor: &str, version: &str, gtid: Option<&str>) -> Coordinates {
-        Coordinates::from_status(&json!({
-            "flavor": flavor, "server_version": version,
-            "binlog_file": "binlog.000007", "binlog_pos": 1234, "gtid": gtid,
-        }))
+    /// The SQL for a status of `flavor` and `version` at binlog.000007:1234.
+    fn statements(flavor: Flavor, version: &str, gtid: Option<&str>) -> String {
+        let status = Status {
+            format: 1,
+            flavor,
+            server_version: version.into(),
+            server_id: Some(1),
+            server_uuid: None,
+            binlog_file: Some("binlog.000007".into()),
+            binlog_pos: Some(1234),
+            gtid: gtid.map(str::to_string),
+            replica: None,
+            layout: Default::default(),
+            lock: "ftwrl".into(),
+            locked_at: "2026-01-01T00:00:00.000Z".into(),
+            lock_attempts: 1,
+            lock_wait_ms: 1,
+            lock_hold_ms: Some(2),
+        };
+        Coordinates::from_status(&status).statements()
     }
 
     #[test]
     fn mariadb_uses_change_master_and_gtid_slave_pos() {
-        let sql = coords("mariadb", "10.11.6-MariaDB", Some("0-1-42")).statements();
+        let sql = statements(Flavor::MariaDb, "10.11.6-MariaDB", Some("0-1-42"));
         assert!(sql.contains(
             "CHANGE MASTER TO MASTER_LOG_FILE = 'binlog.000007', MASTER_LOG_POS = 1234;"
         ));
@@ -226,18 +233,18 @@ mod tests {
 
     #[test]
     fn mysql_syntax_follows_the_version() {
-        let new = coords("mysql", "8.0.36", Some("uuid:1-5")).statements();
+        let new = statements(Flavor::MySql, "8.0.36", Some("uuid:1-5"));
         assert!(new.contains("CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE = 'binlog.000007', SOURCE_LOG_POS = 1234;"));
         assert!(new.contains("RESET MASTER;"));
         assert!(new.contains("SET GLOBAL gtid_purged = 'uuid:1-5';"));
         assert!(new.contains("SOURCE_AUTO_POSITION = 1"));
-        let lts = coords("mysql", "8.4.2", Some("uuid:1-5")).statements();
+        let lts = statements(Flavor::MySql, "8.4.2", Some("uuid:1-5"));
         assert!(lts.contains("RESET BINARY LOGS AND GTIDS;"));
         assert!(lts.contains("CHANGE REPLICATION SOURCE TO"));
-        let old = coords("mysql", "8.0.22", None).statements();
+        let old = statements(Flavor::MySql, "8.0.22", None);
         assert!(old.contains("CHANGE MASTER TO MASTER_LOG_FILE"));
         assert!(!old.contains("gtid"));
-        let v57 = coords("mysql", "5.7.44-log", None).statements();
+        let v57 = statements(Flavor::MySql, "5.7.44-log", None);
         assert!(v57.contains("CHANGE MASTER TO"));
     }
 

@@ -149,9 +149,7 @@ impl Stager<'_> {
     fn prepare(&self, root: &Path, unpacked: &Unpacked) -> Result<()> {
         let force = self.args.flag("force");
         let status = unpacked.manifest.as_ref().and_then(|m| m.status.as_ref());
-        let backup_version = status
-            .and_then(|s| s.get("server_version"))
-            .and_then(|v| v.as_str());
+        let backup_version = status.map(|s| s.server_version.as_str());
         if let (Some(backup), TargetVersion::Unknown(why)) = (backup_version, &self.version) {
             if !force {
                 log::warn!(
@@ -172,9 +170,7 @@ impl Stager<'_> {
                 ));
             }
         }
-        let old_datadir = status
-            .and_then(|s| s.pointer("/layout/datadir"))
-            .and_then(|v| v.as_str());
+        let old_datadir = status.and_then(|s| s.layout.datadir.as_deref());
         let staged = Root::open(root).ctx(format!("opening {}", root.display()))?;
         replica::rewrite_indexes(&staged, old_datadir, &self.datadir)?;
         if self.args.flag("as-replica") {

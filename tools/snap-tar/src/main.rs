@@ -15,6 +15,7 @@ use mysnap::archive::{LayoutEntry, Manifest, FORMAT, LAYOUT_DIR};
 use mysnap::cli::{Args, Cli};
 use mysnap::error::IoContext;
 use mysnap::progress::Progress;
+use mysnap::status::Status;
 use mysnap::units::{format_rate, format_size};
 use mysnap::{Error, Exit, Result};
 use std::io::IsTerminal;
@@ -86,7 +87,7 @@ fn run(args: Args) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let status = args
         .string("status-file")
-        .map(|f| read_status(Path::new(&f)))
+        .map(|f| Status::read_file(Path::new(&f)))
         .transpose()?;
     if !std::fs::metadata(&dir)
         .ctx(format!("cannot archive {}", dir.display()))?
@@ -141,25 +142,7 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// mysql-lock-hold's status file, kept verbatim as JSON.
-fn read_status(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read(path).ctx(format!("cannot read status file {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-        Error::new(
-            Exit::DataErr,
-            format!("status file {} is not JSON: {e}", path.display()),
-        )
-    })?;
-    if !value.is_object() {
-        return Err(Error::new(
-            Exit::DataErr,
-            format!("status file {} is not a JSON object", path.display()),
-        ));
-    }
-    Ok(value)
-}
-
-fn manifest(dir: &Path, status: Option<serde_json::Value>, layouts: &[Layout]) -> Manifest {
+fn manifest(dir: &Path, status: Option<Status>, layouts: &[Layout]) -> Manifest {
     let host = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().to_string())
         .unwrap_or_default();

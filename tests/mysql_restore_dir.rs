@@ -557,7 +557,7 @@ fn sigterm_while_staging_changes_nothing() {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = finish(child, feeder);
-    assert_refused(&out, 143, db, &before, "stopped by SIGTERM");
+    assert_refused(&out, 143, db, &before, "interrupted by SIGTERM");
     std::fs::remove_file(&file).unwrap();
 }
 

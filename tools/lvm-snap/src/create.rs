@@ -4,7 +4,7 @@
 
 use crate::lvm::{self, Name, Volume};
 use crate::repair;
-use crate::signals::Signals;
+use mysnap::signals::Signals;
 use mysnap::units::{format_size, parse_size};
 use mysnap::{Error, Exit, Result};
 use std::collections::BTreeMap;
@@ -223,7 +223,7 @@ fn check_space(
 /// running lvcreate finish, removes what it made, and fails with 128 + N.
 /// An lvcreate that fails, or is killed half-way, is undone at once: its
 /// group repaired and its half-made snapshot removed.
-pub fn create(request: &Request, signals: &mut Signals) -> Result<Vec<Name>> {
+pub fn create(request: &Request, signals: &Signals) -> Result<Vec<Name>> {
     let mut groups = BTreeMap::new();
     for origin in &request.origins {
         if !groups.contains_key(&origin.vg) {

@@ -9,14 +9,13 @@ mod mount;
 mod remove;
 mod repair;
 mod run;
-mod signals;
 mod vglock;
 
 use create::{Request, SnapshotSize};
 use lvm::Name;
 use mysnap::cli::{Args, Cli};
+use mysnap::signals::Signals;
 use mysnap::{Error, Exit, Result};
-use signals::Signals;
 use std::path::Path;
 
 const SYNOPSIS: &str = "lvm-snap [OPTIONS] create VG/LV [VG/LV...]
@@ -64,16 +63,26 @@ fn cli() -> Cli {
     cli
 }
 
+/// SIGINT, SIGTERM and SIGHUP are blocked from the start and read when
+/// lvm-snap is ready for them: never while an LVM tool runs (the tools
+/// inherit the mask, see lvm.rs); while COMMAND runs they are passed on to
+/// it, so that cleaning up always happens.
+const STOPPING: [nix::sys::signal::Signal; 3] = [
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGHUP,
+];
+
 fn main() {
     // Before anything else, and before any thread: signals become events.
-    let signals = Signals::block();
+    let signals = Signals::block(&STOPPING, &[]);
     mysnap::logging::init();
     mysnap::logging::exit(
-        signals.and_then(|mut signals| cli().parse().and_then(|args| dispatch(args, &mut signals))),
+        signals.and_then(|signals| cli().parse().and_then(|args| dispatch(args, &signals))),
     );
 }
 
-fn dispatch(args: Args, signals: &mut Signals) -> Result<()> {
+fn dispatch(args: Args, signals: &Signals) -> Result<()> {
     let operands = args.operands(
         1,
         usize::MAX,
@@ -244,10 +253,10 @@ mod tests {
     /// The exit code of a command line that must fail before touching LVM.
     fn code(argv: &[&str]) -> i32 {
         let argv = argv.iter().map(|a| a.to_string()).collect();
-        let mut signals = Signals::block().unwrap();
+        let signals = Signals::block(&STOPPING, &[]).unwrap();
         let result = cli()
             .parse_from(argv)
-            .and_then(|args| dispatch(args, &mut signals));
+            .and_then(|args| dispatch(args, &signals));
         result.unwrap_err().code()
     }
 

@@ -4,16 +4,16 @@
 
 use crate::create::{self, Request};
 use crate::lvm::{self, Name, Volume};
-use crate::signals::Signals;
 use crate::{mount, remove};
 use mysnap::error::IoContext;
+use mysnap::signals::Signals;
 use mysnap::{child, Error, Exit, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Uses the snapshot `request` names (one origin), or makes one when it
 /// names an origin; runs COMMAND on it; removes it.
-pub fn run(request: Request, command: &[String], signals: &mut Signals) -> Result<()> {
+pub fn run(request: Request, command: &[String], signals: &Signals) -> Result<()> {
     let target = &request.origins[0];
     let volume = crate::repair::repair(&target.vg)?
         .unwrap_or_default()
@@ -37,7 +37,7 @@ pub fn run(request: Request, command: &[String], signals: &mut Signals) -> Resul
     outcome.and(removed)
 }
 
-fn use_snapshot(snapshot: &Volume, command: &[String], signals: &mut Signals) -> Result<()> {
+fn use_snapshot(snapshot: &Volume, command: &[String], signals: &Signals) -> Result<()> {
     if snapshot.is_invalid() {
         return Err(overflowed(&snapshot.name));
     }
@@ -65,7 +65,7 @@ fn use_snapshot(snapshot: &Volume, command: &[String], signals: &mut Signals) ->
 
 /// COMMAND in the mount point, with its path in MYSNAP_SNAPDIR; its
 /// stdout is ours, untouched.
-fn run_command(dir: &Path, argv: &[String], signals: &mut Signals) -> Result<()> {
+fn run_command(dir: &Path, argv: &[String], signals: &Signals) -> Result<()> {
     let mut command = Command::new(&argv[0]);
     command
         .args(&argv[1..])
@@ -73,7 +73,7 @@ fn run_command(dir: &Path, argv: &[String], signals: &mut Signals) -> Result<()>
         .env("MYSNAP_SNAPDIR", dir)
         .stdout(Stdio::inherit());
     let mut running = child::spawn_command(&mut command)?;
-    let status = signals.wait_child(&mut running)?;
+    let status = signals.wait_child(&mut running, None, &mut |_| {})?.status;
     signals.check()?;
     child::check(argv, status)
 }

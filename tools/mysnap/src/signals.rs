@@ -143,6 +143,11 @@ impl Signals {
                 let signal = if over_time {
                     Signal::SIGKILL
                 } else {
+                    log::warn!(
+                        "COMMAND still runs at its deadline: sending SIGTERM, and SIGKILL \
+                         {}s later",
+                        KILL_GRACE.as_secs()
+                    );
                     Signal::SIGTERM
                 };
                 let _ = nix::sys::signal::kill(pid, signal);

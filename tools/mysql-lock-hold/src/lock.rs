@@ -5,9 +5,9 @@
 //! back off and retry instead of waiting.
 
 use crate::flavor::Flavor;
-use crate::signals::Signals;
 use crate::sql::Sql;
 use mysnap::mysql::{classify, describe};
+use mysnap::signals::Signals;
 use mysnap::{Error, Exit, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
@@ -205,12 +205,12 @@ pub fn acquire(
     watch: &mut Conn,
     flavor: &Flavor,
     policy: &Policy,
-    signals: &mut Signals,
+    signals: &Signals,
 ) -> Result<Held> {
     let started = Instant::now();
     let holder = conn.connection_id();
     for attempt in 0..=policy.retries {
-        signals.check_interrupted()?;
+        signals.check()?;
         if attempt > 0 {
             let delay = policy.retry_delay * (1 << (attempt - 1).min(16));
             log::info!(
@@ -220,7 +220,7 @@ pub fn acquire(
             );
             std::thread::sleep(delay);
         }
-        signals.check_interrupted()?;
+        signals.check()?;
         if let Some(blocker) = wait_for_long_queries(watch, flavor, policy, holder)? {
             log::warn!(
                 "not locking: a long statement would stall writers behind the lock ({blocker})"

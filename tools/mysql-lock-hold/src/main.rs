@@ -6,23 +6,24 @@
 mod coordinates;
 mod flavor;
 mod lock;
-mod signals;
 mod sql;
+mod wait;
 
 use coordinates::{Coordinates, Settings};
 use flavor::Flavor;
 use lock::{Policy, Strategy};
 use mysnap::cli::{Args, Cli};
 use mysnap::mysql::{classify, ConnectOptions};
+use mysnap::signals::Signals;
 use mysnap::status::Status;
 use mysnap::units::parse_duration;
 use mysnap::{child, Error, Exit, Result};
-use signals::{Ended, Signals};
 use sql::Sql;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
+use wait::Ended;
 
 const SYNOPSIS: &str = "mysql-lock-hold [OPTIONS] -- COMMAND [ARGS...]
        mysql-lock-hold [OPTIONS]";
@@ -99,7 +100,7 @@ fn cli() -> Cli {
 
 fn main() {
     // Before anything else, and before any thread: signals become events.
-    let signals = Signals::block();
+    let signals = Signals::block(&wait::STOPPING, &[]);
     mysnap::logging::init();
     mysnap::logging::exit(
         signals.and_then(|signals| cli().parse().and_then(|args| run(args, signals))),
@@ -115,7 +116,7 @@ struct Job {
     command: Option<Vec<String>>,
 }
 
-fn run(args: Args, mut signals: Signals) -> Result<()> {
+fn run(args: Args, signals: Signals) -> Result<()> {
     args.operands(0, 0, "")?;
     let duration = |name, default| args.value(name, default, parse_duration);
     let job = Job {
@@ -163,7 +164,10 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
     let session = format!(
         "SET SESSION lock_wait_timeout = {}, wait_timeout = {}",
         job.policy.lock_timeout.as_secs_f64().ceil().max(1.0) as u64,
-        (job.max_hold + signals::KILL_GRACE).as_secs_f64().ceil() as u64 + 1
+        (job.max_hold + mysnap::signals::KILL_GRACE)
+            .as_secs_f64()
+            .ceil() as u64
+            + 1
     );
     conn.run(&session).map_err(classify)?;
 
@@ -171,7 +175,7 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
         "giving up on the lock after at most {:.1}s",
         job.policy.give_up_bound().as_secs_f64()
     );
-    let held = lock::acquire(&mut conn, &mut watch, &flavor, &job.policy, &mut signals)?;
+    let held = lock::acquire(&mut conn, &mut watch, &flavor, &job.policy, &signals)?;
     let mut released_early = None;
     let outcome = hold(
         &job,
@@ -179,7 +183,7 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
         &flavor,
         &settings,
         &held,
-        &mut signals,
+        &signals,
         &mut released_early,
     );
     let (released, hold_ms) =
@@ -214,7 +218,7 @@ fn run(args: Args, mut signals: Signals) -> Result<()> {
             log::info!("{signal}: released");
             Ok(())
         }
-        Ended::Signal(signal) => Err(signals::interrupted(signal)),
+        Ended::Signal(signal) => Err(mysnap::signals::interrupted(signal)),
         Ended::InputClosed => Ok(()),
     }
 }
@@ -235,7 +239,7 @@ fn hold(
     flavor: &Flavor,
     settings: &Settings,
     held: &lock::Held,
-    signals: &mut Signals,
+    signals: &Signals,
     released_early: &mut Option<Released>,
 ) -> Result<(Status, Ended)> {
     let deadline = held.since + job.max_hold;
@@ -280,7 +284,7 @@ fn hold(
         status.binlog_pos.map_or("-".to_string(), |p| p.to_string()),
         status.gtid.as_deref().unwrap_or("-")
     );
-    signals.check_interrupted()?;
+    signals.check()?;
 
     let ended = match &job.command {
         Some(argv) => {
@@ -298,7 +302,7 @@ fn hold(
             let mut release = || {
                 *released_early = Some(release(conn, job.policy.strategy, held));
             };
-            signals.wait_child(&mut running, deadline, &mut release)?
+            wait::command(signals, &mut running, deadline, &mut release)?
         }
         None => {
             let mut stdout = std::io::stdout().lock();
@@ -307,7 +311,7 @@ fn hold(
             let _ = libsystemd::daemon::notify(false, &[libsystemd::daemon::NotifyState::Ready]);
             let stdin = std::io::stdin();
             let input = (!job.until_signal).then_some(&stdin);
-            signals.wait_hold(input, deadline)?
+            wait::hold(signals, input, deadline)?
         }
     };
     Ok((status, ended))

@@ -68,9 +68,14 @@ pub struct Recorded {
     pub ran: Vec<String>,
 }
 
+/// Recorded answers: a statement's start, and the rows it returns, each a
+/// list of (column, value).
+#[cfg(test)]
+pub type Answers<'a> = [(&'static str, &'a [&'a [(&'a str, Option<&'a str>)]])];
+
 #[cfg(test)]
 impl Recorded {
-    pub fn new(answers: &[(&'static str, &[&[(&str, Option<&str>)]])]) -> Self {
+    pub fn new(answers: &Answers) -> Self {
         Recorded {
             answers: answers
                 .iter()

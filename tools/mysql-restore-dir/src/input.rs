@@ -3,10 +3,11 @@
 //! members, decompressed in parallel), any other gzip (serially), or a
 //! plain tar.
 
-use crate::signals::{Interruptible, Signals};
+use crate::signals::Interruptible;
 use gzp::deflate::Mgzip;
 use gzp::par::decompress::{ParDecompress, ParDecompressBuilder};
 use mysnap::error::IoContext;
+use mysnap::signals::Signals;
 use mysnap::{child, Error, Exit, Result};
 use std::fs::File;
 use std::io::{self, Cursor, Read};

@@ -20,13 +20,13 @@ mod unpack;
 
 use journal::RealFs;
 use mysnap::cli::Args;
+use mysnap::signals::Signals;
 use mysnap::units::{format_rate, format_size};
 use mysnap::Result;
 use options::Options;
 use replica::Coordinates;
 use restore::{Env, Live, Target};
 use server::Control;
-use signals::Signals;
 use stage::{Stager, TargetVersion};
 use std::path::Path;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use swap::Datadir;
 fn main() {
     mysnap::logging::init();
     // Signals are blocked before any thread starts, so every thread inherits it.
-    let signals = Signals::block();
+    let signals = signals::block();
     mysnap::logging::exit(
         signals.and_then(|signals| options::cli().parse().and_then(|args| run(args, signals))),
     );

@@ -8,10 +8,10 @@
 //! of the root; names the restore keeps for itself are refused; setuid and
 //! setgid bits are cleared. Runs of zeros become holes again.
 
-use crate::signals::Signals;
 use mysnap::archive::{self, Entry, Hook, Invalid, Kind, Manifest};
 use mysnap::beneath::{self, Root};
 use mysnap::progress::Progress;
+use mysnap::signals::Signals;
 use mysnap::units::format_size;
 use mysnap::{Error, Exit, Result};
 use nix::sys::stat::{futimens, Mode};

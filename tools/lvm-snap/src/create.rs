@@ -5,7 +5,7 @@
 use crate::lvm::{self, Name, Volume};
 use crate::repair;
 use mysnap::signals::Signals;
-use mysnap::units::{format_size, parse_size};
+use mysnap::quantity::{format_size, parse_size};
 use mysnap::{Error, Exit, Result};
 use std::collections::BTreeMap;
 use std::time::Instant;

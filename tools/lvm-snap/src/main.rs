@@ -225,7 +225,7 @@ fn status(name: &Name) -> Result<()> {
     match snapshot.percent {
         Some(percent) => println!(
             "{name}: {percent:.2}% of {} used, snapshot of {origin}",
-            mysnap::units::format_size(snapshot.size)
+            mysnap::quantity::format_size(snapshot.size)
         ),
         None => println!("{name}: inactive snapshot of {origin}"),
     }

@@ -24,7 +24,7 @@ pub mod progress;
 pub mod signals;
 #[cfg(feature = "status")]
 pub mod status;
-pub mod units;
+pub mod quantity;
 
 #[cfg(feature = "s3")]
 pub mod s3;

@@ -1,7 +1,7 @@
 //! Progress of long work: a line redrawn on a terminal, and `STATUS=` for
 //! `systemctl status` when running under systemd.
 
-use crate::units::{format_rate, format_size};
+use crate::quantity::{format_rate, format_size};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

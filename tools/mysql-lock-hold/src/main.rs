@@ -15,7 +15,7 @@ use lock::{Policy, Strategy};
 use mysnap::cli::{Args, Cli};
 use mysnap::mysql::ConnectOptions;
 use mysnap::signals::Signals;
-use mysnap::units::parse_duration;
+use mysnap::quantity::parse_duration;
 use mysnap::Result;
 use std::path::PathBuf;
 use std::time::Duration;

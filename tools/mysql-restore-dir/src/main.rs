@@ -21,7 +21,7 @@ mod unpack;
 use journal::RealFs;
 use mysnap::cli::Args;
 use mysnap::signals::Signals;
-use mysnap::units::{format_rate, format_size};
+use mysnap::quantity::{format_rate, format_size};
 use mysnap::Result;
 use options::Options;
 use replica::Coordinates;

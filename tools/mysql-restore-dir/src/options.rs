@@ -7,7 +7,7 @@ use crate::unpack::Owner;
 use mysnap::cli::{Args, Cli};
 use mysnap::error::IoContext;
 use mysnap::mysql::ConnectOptions;
-use mysnap::units::parse_duration;
+use mysnap::quantity::parse_duration;
 use mysnap::{Error, Exit, Result};
 use nix::unistd::{Gid, Uid, User};
 use std::fs;

@@ -11,7 +11,7 @@ mod upload;
 use chrono::format::{Item, StrftimeItems};
 use mysnap::cli::{Args, Cli};
 use mysnap::s3::{self, Client, Settings};
-use mysnap::units::{format_size, parse_size, MIB};
+use mysnap::quantity::{format_size, parse_size, MIB};
 use mysnap::{Error, Exit, Result};
 use plan::PartPlan;
 use state::StateFile;

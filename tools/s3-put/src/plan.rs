@@ -6,7 +6,7 @@
 //! which 10,000 parts still reach 5 TiB, so the size, and with it the
 //! memory, stays flat for as long as it can.
 
-use mysnap::units::{format_size, GIB, MIB, TIB};
+use mysnap::quantity::{format_size, GIB, MIB, TIB};
 use mysnap::{Error, Result};
 
 pub const MIN_PART: u64 = 5 * MIB;

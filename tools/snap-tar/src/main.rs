@@ -16,7 +16,7 @@ use mysnap::cli::{Args, Cli};
 use mysnap::error::IoContext;
 use mysnap::progress::Progress;
 use mysnap::status::Status;
-use mysnap::units::{format_rate, format_size};
+use mysnap::quantity::{format_rate, format_size};
 use mysnap::{Error, Exit, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

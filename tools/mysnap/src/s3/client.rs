@@ -4,7 +4,7 @@
 use super::failure::Attempt;
 use super::sign::{sign, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use super::{credentials, S3Url, Settings};
-use crate::units::MIB;
+use crate::quantity::MIB;
 use crate::{Error, Exit, Result};
 use base64::Engine;
 use http::{HeaderMap, HeaderName, HeaderValue};

@@ -2,7 +2,7 @@
 //! `s3-put` and `s3-get`.
 
 use crate::cli::Args;
-use crate::units::parse_duration;
+use crate::quantity::parse_duration;
 use crate::Result;
 use getopts::Options;
 use std::time::Duration;

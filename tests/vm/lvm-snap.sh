@@ -207,6 +207,18 @@ lifecycle() {
     dmsetup suspend vg0-db
     check "remove resumes a suspended origin" status_is 0 lvm-snap remove vg0/stuck
     check "  (it is active again)" [ "$(dmsetup info -c --noheadings -o suspended vg0-db)" = Active ]
+
+    # A volume that an admin suspended on purpose is not lvm-snap's to resume.
+    lvcreate -q -y -L 8M -n bystander vg0 >/dev/null
+    lvm-snap create vg0/db --name stuck --size 8M >/dev/null
+    dmsetup suspend vg0-bystander
+    lvm-snap status vg0/stuck >/dev/null 2>$w/err.txt
+    check "status leaves someone else's suspended volume suspended" \
+        [ "$(dmsetup info -c --noheadings -o suspended vg0-bystander)" = Suspended ]
+    check "  and says so" grep -q 'vg0-bystander is suspended.*left as it is' $w/err.txt
+    dmsetup resume vg0-bystander
+    lvremove -q -y vg0/bystander >/dev/null
+    lvm-snap remove vg0/stuck
 }
 
 # kills: the backup's first step, mysql-lock-hold -- lvm-snap create, with

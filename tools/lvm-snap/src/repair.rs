@@ -26,12 +26,22 @@
 //! every change is one LVM makes itself: so the repair can itself be killed
 //! at any point and run again. Devices of kinds lvm-snap does not make
 //! (thin, raid, cache...) are never judged, only reported.
+//!
+//! Only lvm-snap's own devices are changed: the volumes that carry its tag
+//! (a snapshot, or the plain volume that lvcreate commits first and turns
+//! into one later), what their tables map onto (an origin's `-real`
+//! layer names the origin), the origins of those snapshots, and the
+//! other snapshots of such an origin (an origin resumes after all of its
+//! snapshots). Any other suspended device of the group, which an admin
+//! or another tool may have suspended on purpose, is left as it is and
+//! said. Devices that no volume accounts for at all are removed once
+//! nothing holds them: LVM's metadata, read under its lock, disowns them.
 
 use crate::dm::{self, Device, Kind, Table};
 use crate::lvm::{self, Volume};
 use crate::vglock::{self, VgLock};
 use mysnap::{Error, Exit, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Repairs volume group `vg` and returns its report, read under the same
 /// lock (None: there is no such group).
@@ -131,6 +141,7 @@ pub fn plan(
     volumes: &[Volume],
 ) -> Plan {
     let mut plan = Plan::default();
+    let owned = owned(devices, live, inactive, volumes);
     // Each device's tables once the clears and switches are made.
     let mut after: HashMap<&str, Vec<&Table>> = HashMap::new();
     let mut resume: Vec<(&Device, bool)> = Vec::new();
@@ -140,6 +151,17 @@ pub fn plan(
         let live_table = live.get(name);
         let inactive_table = inactive.get(name).filter(|_| device.inactive);
         let expected = expected(device, volumes);
+        if !owned.contains(name) {
+            if device.suspended || device.inactive || expected == Expected::Orphan {
+                plan.left.push(format!(
+                    "{name} is suspended, has an inactive table or belongs to no volume, but it \
+                     is none of lvm-snap's snapshots or their origins: left as it is (see \
+                     'dmsetup info {name}')"
+                ));
+            }
+            after.insert(name, live_table.into_iter().chain(inactive_table).collect());
+            continue;
+        }
         let judged = !matches!(expected, Expected::Unknown)
             && live_table
                 .into_iter()
@@ -192,6 +214,98 @@ pub fn plan(
         )
     }));
     plan
+}
+
+/// The names of the devices that are lvm-snap's to change; see the
+/// module's comment.
+fn owned(
+    devices: &[&Device],
+    live: &HashMap<String, Table>,
+    inactive: &HashMap<String, Table>,
+    volumes: &[Volume],
+) -> HashSet<String> {
+    let uuid = |v: &Volume| v.lv_uuid.replace('-', "");
+    let mut lvs: HashSet<String> = HashSet::new();
+    for volume in volumes.iter().filter(|v| v.carries(lvm::TAG)) {
+        lvs.insert(uuid(volume));
+        if let Some(origin) = volumes.iter().find(|o| Some(&o.name.lv) == volume.origin.as_ref()) {
+            lvs.insert(uuid(origin));
+        }
+    }
+    let lv_of = |d: &Device| dm::parse_uuid(&d.uuid).map(|id| id.lv.to_string());
+    loop {
+        let before = lvs.len();
+        // What an owned device's tables map onto: its layers, and through
+        // a `-real` layer, the origin that the killed lvcreate was making.
+        let uses: Vec<(u32, u32)> = devices
+            .iter()
+            .filter(|d| lv_of(d).is_some_and(|lv| lvs.contains(&lv)))
+            .flat_map(|d| {
+                live.get(&d.name)
+                    .into_iter()
+                    .chain(inactive.get(&d.name).filter(|_| d.inactive))
+            })
+            .flat_map(|t| t.uses.iter().copied())
+            .collect();
+        for device in devices.iter().filter(|d| uses.contains(&d.devno)) {
+            if let Some(lv) = lv_of(device) {
+                lvs.insert(lv);
+            }
+        }
+        // An owned origin's other snapshots resume before it.
+        let origins: Vec<&str> = volumes
+            .iter()
+            .filter(|v| lvs.contains(&uuid(v)))
+            .map(|v| v.name.lv.as_str())
+            .collect();
+        let snapshots: Vec<String> = volumes
+            .iter()
+            .filter(|v| v.origin.as_deref().is_some_and(|o| origins.contains(&o)))
+            .map(uuid)
+            .collect();
+        lvs.extend(snapshots);
+        if lvs.len() == before {
+            break;
+        }
+    }
+    let mut owned: HashSet<String> = devices
+        .iter()
+        .filter(|d| lv_of(d).is_some_and(|lv| lvs.contains(&lv)))
+        .map(|d| d.name.clone())
+        .collect();
+    // A device no volume accounts for is lvm-snap's to remove, unless
+    // someone else's device maps onto it, directly or through another.
+    let mut kept: Vec<&Device> = devices
+        .iter()
+        .copied()
+        .filter(|d| !owned.contains(&d.name) && expected(d, volumes) != Expected::Orphan)
+        .collect();
+    loop {
+        let more: Vec<&Device> = devices
+            .iter()
+            .copied()
+            .filter(|d| !owned.contains(&d.name) && !kept.iter().any(|k| k.name == d.name))
+            .filter(|d| {
+                kept.iter().any(|k| {
+                    live.get(&k.name)
+                        .into_iter()
+                        .chain(inactive.get(&k.name).filter(|_| k.inactive))
+                        .any(|t| t.uses.contains(&d.devno))
+                })
+            })
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        kept.extend(more);
+    }
+    owned.extend(
+        devices
+            .iter()
+            .filter(|d| !kept.iter().any(|k| k.name == d.name))
+            .map(|d| d.name.clone()),
+    );
+    owned
 }
 
 /// The order LVM resumes in: a device after the devices its table maps
@@ -465,5 +579,58 @@ mod tests {
             .left
             .iter()
             .any(|l| l.starts_with("vg0-db has an inactive table")));
+    }
+
+    fn touched(plan: &Plan, name: &str) -> bool {
+        plan.steps.iter().any(|s| {
+            matches!(s, Step::Clear(n) | Step::Remove(n) | Step::Resume { name: n, .. } if n == name)
+        })
+    }
+
+    /// An admin's own suspend of a volume that has nothing to do with
+    /// lvm-snap stays: the repair says so and changes nothing there.
+    #[test]
+    fn a_suspended_volume_of_someone_else_is_left() {
+        let (mut devices, live, inactive, volumes) = state("done");
+        let scratch = devices.iter_mut().find(|d| d.name == "vg0-scratch").unwrap();
+        scratch.suspended = true;
+        let refs: Vec<&Device> = devices.iter().collect();
+        let plan = plan(&refs, &live, &inactive, &volumes);
+        assert_eq!(plan.steps, []);
+        assert_eq!(plan.left.len(), 1, "{:?}", plan.left);
+        assert!(plan.left[0].starts_with("vg0-scratch is suspended"), "{:?}", plan.left);
+    }
+
+    /// The same half-made snapshot, but made by someone else's lvcreate
+    /// (no mysnap tag): its origin stays suspended with its loaded table,
+    /// and nothing it holds is removed.
+    #[test]
+    fn a_half_made_snapshot_of_someone_else_is_left() {
+        let (devices, live, inactive, mut volumes) = state("origin-suspended");
+        for volume in &mut volumes {
+            volume.tags.clear();
+        }
+        let refs: Vec<&Device> = devices.iter().collect();
+        let plan = plan(&refs, &live, &inactive, &volumes);
+        for name in ["vg0-db", "vg0-db--snap", "vg0-db--snap-cow", "vg0-db-real"] {
+            assert!(!touched(&plan, name), "{name}: {:?}", plan.steps);
+        }
+        assert!(plan.left.iter().any(|l| l.starts_with("vg0-db is suspended")), "{:?}", plan.left);
+        assert!(plan.left.iter().any(|l| l.starts_with("vg0-db-real is")), "{:?}", plan.left);
+        // With the tag, the very same state is lvm-snap's to roll back.
+        let (_, _, _, volumes) = state("origin-suspended");
+        assert!(touched(&super::plan(&refs, &live, &inactive, &volumes), "vg0-db"));
+    }
+
+    /// A tagged snapshot makes its origin lvm-snap's, and so the origin's
+    /// other snapshots, which must resume before it.
+    #[test]
+    fn a_suspended_origin_of_a_tagged_snapshot_resumes() {
+        let (mut devices, live, inactive, volumes) = state("done");
+        devices.iter_mut().find(|d| d.name == "vg0-db").unwrap().suspended = true;
+        let refs: Vec<&Device> = devices.iter().collect();
+        let plan = plan(&refs, &live, &inactive, &volumes);
+        assert_eq!(plan.steps, [resume("vg0-db", false)]);
+        assert!(plan.left.is_empty(), "{:?}", plan.left);
     }
 }

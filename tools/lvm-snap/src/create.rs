@@ -4,8 +4,8 @@
 
 use crate::lvm::{self, Name, Volume};
 use crate::repair;
-use mysnap::signals::Signals;
 use mysnap::quantity::{format_size, parse_size};
+use mysnap::signals::Signals;
 use mysnap::{Error, Exit, Result};
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -228,7 +228,10 @@ fn owned(
     let mut lvs: HashSet<String> = HashSet::new();
     for volume in volumes.iter().filter(|v| v.carries(lvm::TAG)) {
         lvs.insert(uuid(volume));
-        if let Some(origin) = volumes.iter().find(|o| Some(&o.name.lv) == volume.origin.as_ref()) {
+        if let Some(origin) = volumes
+            .iter()
+            .find(|o| Some(&o.name.lv) == volume.origin.as_ref())
+        {
             lvs.insert(uuid(origin));
         }
     }
@@ -592,13 +595,20 @@ mod tests {
     #[test]
     fn a_suspended_volume_of_someone_else_is_left() {
         let (mut devices, live, inactive, volumes) = state("done");
-        let scratch = devices.iter_mut().find(|d| d.name == "vg0-scratch").unwrap();
+        let scratch = devices
+            .iter_mut()
+            .find(|d| d.name == "vg0-scratch")
+            .unwrap();
         scratch.suspended = true;
         let refs: Vec<&Device> = devices.iter().collect();
         let plan = plan(&refs, &live, &inactive, &volumes);
         assert_eq!(plan.steps, []);
         assert_eq!(plan.left.len(), 1, "{:?}", plan.left);
-        assert!(plan.left[0].starts_with("vg0-scratch is suspended"), "{:?}", plan.left);
+        assert!(
+            plan.left[0].starts_with("vg0-scratch is suspended"),
+            "{:?}",
+            plan.left
+        );
     }
 
     /// The same half-made snapshot, but made by someone else's lvcreate
@@ -615,11 +625,24 @@ mod tests {
         for name in ["vg0-db", "vg0-db--snap", "vg0-db--snap-cow", "vg0-db-real"] {
             assert!(!touched(&plan, name), "{name}: {:?}", plan.steps);
         }
-        assert!(plan.left.iter().any(|l| l.starts_with("vg0-db is suspended")), "{:?}", plan.left);
-        assert!(plan.left.iter().any(|l| l.starts_with("vg0-db-real is")), "{:?}", plan.left);
+        assert!(
+            plan.left
+                .iter()
+                .any(|l| l.starts_with("vg0-db is suspended")),
+            "{:?}",
+            plan.left
+        );
+        assert!(
+            plan.left.iter().any(|l| l.starts_with("vg0-db-real is")),
+            "{:?}",
+            plan.left
+        );
         // With the tag, the very same state is lvm-snap's to roll back.
         let (_, _, _, volumes) = state("origin-suspended");
-        assert!(touched(&super::plan(&refs, &live, &inactive, &volumes), "vg0-db"));
+        assert!(touched(
+            &super::plan(&refs, &live, &inactive, &volumes),
+            "vg0-db"
+        ));
     }
 
     /// A tagged snapshot makes its origin lvm-snap's, and so the origin's
@@ -627,7 +650,11 @@ mod tests {
     #[test]
     fn a_suspended_origin_of_a_tagged_snapshot_resumes() {
         let (mut devices, live, inactive, volumes) = state("done");
-        devices.iter_mut().find(|d| d.name == "vg0-db").unwrap().suspended = true;
+        devices
+            .iter_mut()
+            .find(|d| d.name == "vg0-db")
+            .unwrap()
+            .suspended = true;
         let refs: Vec<&Device> = devices.iter().collect();
         let plan = plan(&refs, &live, &inactive, &volumes);
         assert_eq!(plan.steps, [resume("vg0-db", false)]);

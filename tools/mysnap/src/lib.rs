@@ -21,10 +21,10 @@ pub mod memory;
 pub mod mysql;
 pub mod private_file;
 pub mod progress;
+pub mod quantity;
 pub mod signals;
 #[cfg(feature = "status")]
 pub mod status;
-pub mod quantity;
 
 #[cfg(feature = "s3")]
 pub mod s3;

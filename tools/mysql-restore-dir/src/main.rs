@@ -20,8 +20,8 @@ mod unpack;
 
 use journal::RealFs;
 use mysnap::cli::Args;
-use mysnap::signals::Signals;
 use mysnap::quantity::{format_rate, format_size};
+use mysnap::signals::Signals;
 use mysnap::Result;
 use options::Options;
 use replica::Coordinates;

@@ -11,8 +11,8 @@
 use mysnap::archive::{self, Entry, Hook, Invalid, Kind, Manifest};
 use mysnap::beneath::{self, Root};
 use mysnap::progress::Progress;
-use mysnap::signals::Signals;
 use mysnap::quantity::format_size;
+use mysnap::signals::Signals;
 use mysnap::{Error, Exit, Result};
 use nix::sys::stat::{futimens, Mode};
 use nix::sys::time::TimeSpec;

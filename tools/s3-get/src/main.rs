@@ -6,8 +6,8 @@ mod download;
 
 use download::Sink;
 use mysnap::cli::{Args, Cli};
-use mysnap::s3::{self, Client, ObjectInfo, S3Url, Settings};
 use mysnap::quantity::{format_rate, format_size, parse_size, KIB, MIB};
+use mysnap::s3::{self, Client, ObjectInfo, S3Url, Settings};
 use mysnap::{Error, Exit, Result};
 use std::io::IsTerminal;
 use std::os::fd::AsFd;

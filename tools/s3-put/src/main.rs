@@ -10,8 +10,8 @@ mod upload;
 
 use chrono::format::{Item, StrftimeItems};
 use mysnap::cli::{Args, Cli};
-use mysnap::s3::{self, Client, Settings};
 use mysnap::quantity::{format_size, parse_size, MIB};
+use mysnap::s3::{self, Client, Settings};
 use mysnap::{Error, Exit, Result};
 use plan::PartPlan;
 use state::StateFile;

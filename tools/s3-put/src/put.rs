@@ -6,8 +6,8 @@
 use crate::cleanup;
 use crate::commit::{self, Found};
 use crate::upload::{self, Phase, PhaseSlot, Source, Stored, Target};
-use mysnap::s3::{self, Client};
 use mysnap::quantity::{format_rate, format_size};
+use mysnap::s3::{self, Client};
 use mysnap::{child, Error, Exit, Result};
 use std::io::Read;
 use std::process::Stdio;

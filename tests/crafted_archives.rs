@@ -371,6 +371,16 @@ fn a_declared_size_beyond_the_filesystem_is_refused() {
     );
 }
 
+/// Without --no-manifest a plain tar is refused at its first entry, before
+/// anything is written: here a petabyte sparse map, which would otherwise
+/// be judged by size (exit 74) before the missing manifest (exit 65).
+#[test]
+fn a_plain_tar_is_refused_before_its_first_entry_is_written() {
+    const PIB: u64 = 1 << 50;
+    let archive = sparse("ibdata1", PIB, PIB - 512, &[7u8; 512]);
+    assert_refused(&archive, &[], 65, "not a mysnap archive");
+}
+
 #[test]
 fn a_device_or_fifo_is_refused() {
     let archive = crafted(&[Entry {

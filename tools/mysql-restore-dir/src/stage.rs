@@ -115,6 +115,7 @@ impl Stager<'_> {
         let roots = Roots {
             datadir: root.to_path_buf(),
             layout: Box::new(move |manifest| layout_roots(manifest, &mappings, &stamp, &targets)),
+            require_manifest: !self.args.flag("no-manifest"),
         };
         let mut progress = Progress::new("unpacked", None);
         let unpacked = unpack::unpack(&mut input, roots, self.owner, &self.signals, &mut progress);

@@ -35,6 +35,9 @@ pub struct Roots {
     /// returns the staging root for each archived prefix, or None to skip
     /// the layout files (hashed and verified, but not written).
     pub layout: LayoutRoots,
+    /// A plain tar is refused at its first entry, before anything is
+    /// written (false only with --no-manifest).
+    pub require_manifest: bool,
 }
 
 /// What the archive held.
@@ -53,14 +56,18 @@ impl Unpacked {
     /// go unchecked: a mysnap archive is always checked.
     pub fn verify(&self, require: bool) -> Result<()> {
         if require && self.manifest.is_none() {
-            return Err(Error::new(
-                Exit::DataErr,
-                "not a mysnap archive: it has no mysnap/manifest.json first; \
-                 --no-manifest restores a plain tar without checks",
-            ));
+            return Err(not_mysnap());
         }
         self.checked.clone().map_err(Error::from)
     }
+}
+
+fn not_mysnap() -> Error {
+    Error::new(
+        Exit::DataErr,
+        "not a mysnap archive: it has no mysnap/manifest.json first; \
+         --no-manifest restores a plain tar without checks",
+    )
 }
 
 /// Whose files these are: a fixed owner, or the archive's own.
@@ -99,6 +106,9 @@ struct Unpacker<'a> {
     /// For each layout entry of the manifest, its root; None for one that
     /// is verified, not written.
     layout: Vec<Option<usize>>,
+    /// Entries before a manifest are refused (see `Roots`).
+    require_manifest: bool,
+    manifest_seen: bool,
     links: Vec<Planted>,
     dirs: Vec<DirMeta>,
     /// Entries whose setuid or setgid bit was cleared.
@@ -181,6 +191,8 @@ pub fn unpack(
         roots: vec![datadir],
         layout_roots: roots.layout,
         layout: Vec::new(),
+        require_manifest: roots.require_manifest,
+        manifest_seen: false,
         links: Vec::new(),
         dirs: Vec::new(),
         cleared: Vec::new(),
@@ -222,6 +234,7 @@ impl Hook for Unpacker<'_> {
 
     /// Opens the staging roots of the layout directories to restore.
     fn manifest(&mut self, manifest: &Manifest) -> Result<()> {
+        self.manifest_seen = true;
         let chosen = (self.layout_roots)(manifest)?.unwrap_or_default();
         self.layout = vec![None; manifest.layout.len()];
         for (prefix, path) in chosen {
@@ -238,6 +251,9 @@ impl Hook for Unpacker<'_> {
 
     fn entry(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<()> {
         self.signals.check()?;
+        if self.require_manifest && !self.manifest_seen {
+            return Err(not_mysnap());
+        }
         let index = match entry.place.layout {
             None => 0,
             Some(i) => match self.layout.get(i).copied().flatten() {

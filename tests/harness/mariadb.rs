@@ -54,6 +54,9 @@ impl Mariadb {
                 "--skip-test-db",
             ])
             .arg(format!("--datadir={}", data.display()))
+            // Its own tmpdir: two installs at once in /tmp collide on
+            // their temporary tables' names.
+            .arg(format!("--tmpdir={}", dir.path().display()))
             .output()
             .expect("run mariadb-install-db");
         assert!(
@@ -66,7 +69,7 @@ impl Mariadb {
         let server = format!(
             "{} --no-defaults --user=root --datadir={data} --socket={sock} --port={port} \
              --bind-address=127.0.0.1 --pid-file={dir}/mysqld.pid --log-bin={data}/binlog \
-             --server-id=1 --innodb-buffer-pool-size=32M --log-error={dir}/error.log {extra}",
+             --server-id=1 --innodb-buffer-pool-size=32M --log-error={dir}/error.log --tmpdir={dir} {extra}",
             binary("mariadbd"),
             data = data.display(),
             sock = socket.display(),

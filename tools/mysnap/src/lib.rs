@@ -12,6 +12,8 @@
 pub mod archive;
 #[cfg(feature = "archive")]
 pub mod beneath;
+#[cfg(feature = "binlog")]
+pub mod binlog;
 pub mod child;
 pub mod cli;
 pub mod error;

@@ -1,5 +1,5 @@
 //! Files that hold state or coordinates: written whole or not at all, and
-//! readable by their owner only.
+//! readable by their owner only (or, for metrics, by anyone).
 
 use crate::error::IoContext;
 use crate::Result;
@@ -13,6 +13,11 @@ use std::path::Path;
 /// someone planted), synced, renamed over `path`, and the directory synced
 /// so the rename survives a crash.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomically_with_mode(path, data, 0o600)
+}
+
+/// The same, for a file that others may read (metrics: mode 0644).
+pub fn write_atomically_with_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -23,7 +28,7 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o600))
+        .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .ctx(format!(
             "cannot create a temporary file in {}",

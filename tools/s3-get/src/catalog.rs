@@ -2,15 +2,25 @@
 
 use mysnap::s3::ObjectInfo;
 
-/// Sidecars and folder markers are not backups.
-pub fn is_backup(key: &str) -> bool {
-    !key.ends_with(".sha256") && !key.ends_with('/')
+/// Sidecars, folder markers and the binlog archive beside the backups
+/// (PREFIX/binlog/) are not backups.
+pub fn is_backup(prefix: &str, key: &str) -> bool {
+    let relative = key
+        .strip_prefix(prefix)
+        .unwrap_or(key)
+        .trim_start_matches('/');
+    !key.ends_with(".sha256")
+        && !key.ends_with('/')
+        && !relative.starts_with(mysnap::binlog::layout::DIR)
 }
 
-/// The backups among `objects`, oldest first: by time stored, then by key
-/// (timestamped keys sort by time too).
-pub fn backups(objects: Vec<ObjectInfo>) -> Vec<ObjectInfo> {
-    let mut found: Vec<ObjectInfo> = objects.into_iter().filter(|o| is_backup(&o.key)).collect();
+/// The backups among `objects` listed under `prefix`, oldest first: by
+/// time stored, then by key (timestamped keys sort by time too).
+pub fn backups(prefix: &str, objects: Vec<ObjectInfo>) -> Vec<ObjectInfo> {
+    let mut found: Vec<ObjectInfo> = objects
+        .into_iter()
+        .filter(|o| is_backup(prefix, &o.key))
+        .collect();
     found.sort_by(|a, b| (&a.last_modified, &a.key).cmp(&(&b.last_modified, &b.key)));
     found
 }
@@ -25,6 +35,7 @@ mod tests {
             size: 1,
             etag: None,
             last_modified: time.into(),
+            metadata: Default::default(),
         }
     }
 
@@ -38,8 +49,13 @@ mod tests {
             object("db1/c.tar.gz", "2026-11-02T00:00:00.000Z"),
             // Stored first, though its name sorts last.
             object("db1/z.tar.gz", "2026-10-31T00:00:00.000Z"),
+            // The binlog archive, stored last.
+            object(
+                "db1/binlog/20261203T101500Z-a/binlog.000001/00000000000000000004.seg",
+                "2026-11-05T00:00:00.000Z",
+            ),
         ];
-        let keys: Vec<String> = backups(listed).into_iter().map(|o| o.key).collect();
+        let keys: Vec<String> = backups("db1/", listed).into_iter().map(|o| o.key).collect();
         assert_eq!(
             keys,
             [

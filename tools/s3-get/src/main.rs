@@ -85,7 +85,7 @@ fn run(args: Args) -> Result<()> {
 }
 
 async fn print_list(client: &Client, prefix: &S3Url) -> Result<()> {
-    let found = catalog::backups(client.list(&prefix.key).await?);
+    let found = catalog::backups(&prefix.key, client.list(&prefix.key).await?);
     if found.is_empty() {
         log::info!("no backups under {prefix}");
     }
@@ -101,7 +101,7 @@ async fn print_list(client: &Client, prefix: &S3Url) -> Result<()> {
 }
 
 async fn newest(client: &Client, prefix: &S3Url) -> Result<ObjectInfo> {
-    let found = catalog::backups(client.list(&prefix.key).await?);
+    let found = catalog::backups(&prefix.key, client.list(&prefix.key).await?);
     let newest = found
         .into_iter()
         .last()

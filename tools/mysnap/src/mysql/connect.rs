@@ -81,6 +81,7 @@ enum SslMode {
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     values: OptionValues,
+    read_timeout: Option<Duration>,
 }
 
 impl ConnectOptions {
@@ -101,10 +102,20 @@ impl ConnectOptions {
                 values.set(name, &value);
             }
         }
-        let options = ConnectOptions { values };
+        let options = ConnectOptions {
+            values,
+            read_timeout: None,
+        };
         options.ssl_mode()?;
         options.port()?;
         Ok(options)
+    }
+
+    /// A read that waits longer than this fails (a server that went away
+    /// without closing the connection); none by default.
+    pub fn with_read_timeout(mut self, timeout: Duration) -> ConnectOptions {
+        self.read_timeout = Some(timeout);
+        self
     }
 
     fn port(&self) -> Result<u16> {
@@ -193,6 +204,7 @@ impl ConnectOptions {
             .pass(self.values.get("password"))
             .prefer_socket(false)
             .tcp_connect_timeout(Some(Duration::from_secs(10)))
+            .read_timeout(self.read_timeout)
             .stmt_cache_size(0);
         builder = match self.tcp_host() {
             Some(host) => builder.ip_or_hostname(Some(host)).tcp_port(self.port()?),

@@ -42,6 +42,9 @@ pub struct ObjectInfo {
     pub etag: Option<String>,
     /// RFC 3339 from listings, RFC 1123 from HEAD; as the server said it.
     pub last_modified: String,
+    /// User metadata (`x-amz-meta-NAME`, by NAME in lower case): from HEAD
+    /// only, empty in listings.
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Client {
@@ -153,6 +156,12 @@ impl Client {
             size: head.content_length.unwrap_or(0).max(0) as u64,
             etag: head.e_tag,
             last_modified: head.last_modified.unwrap_or_default(),
+            metadata: head
+                .metadata
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
         }))
     }
 
@@ -451,6 +460,7 @@ impl Client {
                 size: o.size,
                 etag: o.e_tag,
                 last_modified: o.last_modified,
+                metadata: Default::default(),
             }));
             match page.next_continuation_token {
                 Some(next) if page.is_truncated => token = Some(next),

@@ -1,0 +1,6 @@
+//! The binlog archive's format, shared by mysql-binlog-archive, which
+//! writes it, and the tools that read it: events as a server stores them,
+//! and the keys and metadata of the archive in S3.
+
+pub mod event;
+pub mod layout;

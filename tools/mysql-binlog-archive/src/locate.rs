@@ -1,0 +1,182 @@
+//! Where to go on from: decided from the archive (its newest epoch of this
+//! server, and that epoch's last segment) and the server's list of binary
+//! logs. The archive is the only state; nothing local is needed.
+
+use crate::source::Server;
+use mysnap::binlog::event::FIRST_EVENT;
+use mysnap::binlog::layout::file_number;
+
+/// The end of the newest epoch of this server, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveEnd {
+    pub epoch: String,
+    pub file: String,
+    /// Where the last segment ends in `file`.
+    pub position: u64,
+    /// The file's format description timestamp (from the last segment).
+    pub file_created: u32,
+    /// The last segment ended with a rotation to this file.
+    pub next_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Go on in the same epoch, where it ends: the server's file must
+    /// have been created at `file_created` (checked on its first event).
+    Continue {
+        epoch: String,
+        file: String,
+        position: u64,
+        file_created: Option<u32>,
+    },
+    /// The server no longer has what follows the archive: record a gap in
+    /// the epoch, and go on from the oldest file that it has.
+    Gap {
+        epoch: String,
+        after: (String, u64),
+        file: String,
+    },
+    /// Another lineage (a first run, a RESET MASTER, a server renumbered
+    /// from 1, another server): a new epoch from the server's oldest file.
+    NewEpoch { file: String, why: String },
+}
+
+pub fn locate(end: Option<&ArchiveEnd>, server: &Server) -> Start {
+    let oldest = server.binlogs[0].0.clone();
+    let Some(end) = end else {
+        return Start::NewEpoch {
+            file: oldest,
+            why: "the archive holds nothing of this server yet".into(),
+        };
+    };
+    // After a rotation the archive is at the start of the next file.
+    let (file, position, created) = match &end.next_file {
+        Some(next) => (next.clone(), FIRST_EVENT, None),
+        None => (end.file.clone(), end.position, Some(end.file_created)),
+    };
+    if let Some(size) = server.has(&file) {
+        if size >= position {
+            return Start::Continue {
+                epoch: end.epoch.clone(),
+                file,
+                position,
+                file_created: created,
+            };
+        }
+        return Start::NewEpoch {
+            file: oldest,
+            why: format!(
+                "the server's {file} holds {size} bytes, but the archive has it to {position}: \
+                 another file of that name"
+            ),
+        };
+    }
+    let ours = file_number(&file);
+    let newer = server
+        .binlogs
+        .iter()
+        .all(|(f, _)| file_number(f) > ours && ours.is_some());
+    if newer {
+        Start::Gap {
+            epoch: end.epoch.clone(),
+            after: (file, position),
+            file: oldest,
+        }
+    } else {
+        Start::NewEpoch {
+            file: oldest,
+            why: format!(
+                "the server's binary logs ({} to {}) do not follow the archive's {file}",
+                server.binlogs[0].0,
+                server.binlogs[server.binlogs.len() - 1].0
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Flavor;
+
+    fn server(files: &[(&str, u64)]) -> Server {
+        Server {
+            flavor: Flavor::Mariadb,
+            version: "10.11".into(),
+            identity: "mariadb-d0-s1".into(),
+            server_id: 1,
+            binlogs: files.iter().map(|(f, s)| (f.to_string(), *s)).collect(),
+            checksum: mysnap::binlog::event::Checksum::Crc32,
+        }
+    }
+
+    fn end(file: &str, position: u64, next: Option<&str>) -> ArchiveEnd {
+        ArchiveEnd {
+            epoch: "E".into(),
+            file: file.into(),
+            position,
+            file_created: 7,
+            next_file: next.map(String::from),
+        }
+    }
+
+    #[test]
+    fn an_empty_archive_starts_at_the_oldest_file() {
+        let s = server(&[("b.000003", 100), ("b.000004", 5)]);
+        assert!(matches!(locate(None, &s), Start::NewEpoch { file, .. } if file == "b.000003"));
+    }
+
+    #[test]
+    fn the_archive_goes_on_where_it_ends() {
+        let s = server(&[("b.000003", 100), ("b.000004", 500)]);
+        assert_eq!(
+            locate(Some(&end("b.000004", 300, None)), &s),
+            Start::Continue {
+                epoch: "E".into(),
+                file: "b.000004".into(),
+                position: 300,
+                file_created: Some(7)
+            }
+        );
+        // After a rotation, at the next file's start, even once the
+        // rotated file is purged.
+        let s = server(&[("b.000005", 500)]);
+        assert_eq!(
+            locate(Some(&end("b.000004", 300, Some("b.000005"))), &s),
+            Start::Continue {
+                epoch: "E".into(),
+                file: "b.000005".into(),
+                position: 4,
+                file_created: None
+            }
+        );
+    }
+
+    #[test]
+    fn purged_files_are_a_gap() {
+        let s = server(&[("b.000007", 100), ("b.000008", 5)]);
+        assert_eq!(
+            locate(Some(&end("b.000004", 300, None)), &s),
+            Start::Gap {
+                epoch: "E".into(),
+                after: ("b.000004".into(), 300),
+                file: "b.000007".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_reset_or_renumbered_server_is_a_new_epoch() {
+        let reset = server(&[("b.000001", 100)]);
+        assert!(matches!(
+            locate(Some(&end("b.000004", 300, None)), &reset),
+            Start::NewEpoch { file, .. } if file == "b.000001"
+        ));
+        // A file of the archive's name, but shorter than the archive has it.
+        let short = server(&[("b.000001", 100), ("b.000004", 200)]);
+        assert!(matches!(
+            locate(Some(&end("b.000004", 300, None)), &short),
+            Start::NewEpoch { .. }
+        ));
+    }
+}

@@ -1,0 +1,292 @@
+//! The server side: what the server is (flavour, identity, its binary
+//! logs), and the replication stream, read on a thread of its own and
+//! handed over as raw events.
+//!
+//! The stream is the mysql crate's, which parses each event. The archive
+//! keeps the bytes exactly as the server sent them: they are put back
+//! together from the parsed header, body and stored checksum, and then
+//! checked again here (length and CRC32) before they are used. A parser
+//! that panics on an odd event (the crate's does on a short one) ends
+//! the stream with an error, as a cut connection would.
+
+use mysnap::binlog::event::Checksum;
+use mysnap::mysql::{classify, ConnectOptions};
+use mysnap::{Error, Exit, Result};
+use mysql::prelude::Queryable;
+use mysql::{BinlogDumpFlags, BinlogRequest, Conn};
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Mariadb,
+    Mysql,
+}
+
+/// What the server said about itself.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub flavor: Flavor,
+    pub version: String,
+    /// Its identity in epoch names: `mariadb-dDOMAIN-sSERVERID` or
+    /// `mysql-UUID`.
+    pub identity: String,
+    pub server_id: u32,
+    /// Its binary logs, oldest first, with their sizes.
+    pub binlogs: Vec<(String, u64)>,
+    /// `binlog_checksum`: the checksum of the events it sends before the
+    /// first format description (the first, made-up rotation).
+    pub checksum: Checksum,
+}
+
+impl Server {
+    pub fn has(&self, file: &str) -> Option<u64> {
+        self.binlogs
+            .iter()
+            .find(|(f, _)| f == file)
+            .map(|(_, s)| *s)
+    }
+}
+
+/// A privilege error names the grants that the tool needs.
+fn denied(what: &str, error: mysql::Error, grant: &str) -> Error {
+    let e = classify(error);
+    if e.code() == Exit::NoPerm as i32 {
+        Error::new(
+            Exit::NoPerm,
+            format!("{what}: {} (grant {grant})", e.message()),
+        )
+    } else {
+        e.context(what)
+    }
+}
+
+const GRANTS: &str = "REPLICATION SLAVE and REPLICATION CLIENT, or on MariaDB 10.5 and later \
+                      REPLICATION SLAVE and BINLOG MONITOR";
+
+/// Asks the server what it is, and checks that it can be archived by a
+/// replica with `server_id`.
+pub fn inspect(conn: &mut Conn, server_id: u32, first: bool) -> Result<Server> {
+    let (version, log_bin, own_id): (String, u32, u32) = conn
+        .query_first("SELECT VERSION(), @@log_bin, @@server_id")
+        .map_err(|e| classify(e).context("reading the server's version"))?
+        .ok_or_else(|| Error::new(Exit::DataErr, "the server did not say its version"))?;
+    if log_bin == 0 {
+        return Err(Error::new(
+            Exit::Config,
+            "the server has no binary log (log_bin is OFF): start it with --log-bin",
+        ));
+    }
+    if own_id == server_id {
+        return Err(Error::new(
+            Exit::Config,
+            format!("--server-id {server_id} is the server's own server_id: choose another"),
+        ));
+    }
+    let flavor = if version.contains("MariaDB") {
+        Flavor::Mariadb
+    } else {
+        Flavor::Mysql
+    };
+    let identity = match flavor {
+        Flavor::Mariadb => {
+            let domain: u32 = conn
+                .query_first("SELECT @@gtid_domain_id")
+                .map_err(|e| classify(e).context("reading gtid_domain_id"))?
+                .unwrap_or(0);
+            format!("mariadb-d{domain}-s{own_id}")
+        }
+        Flavor::Mysql => {
+            let uuid: String = conn
+                .query_first("SELECT @@server_uuid")
+                .map_err(|e| classify(e).context("reading server_uuid"))?
+                .unwrap_or_default();
+            format!(
+                "mysql-{}",
+                uuid.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+            )
+        }
+    };
+    let binlogs: Vec<(String, u64)> = conn
+        .query_map("SHOW BINARY LOGS", |row: mysql::Row| {
+            (
+                row.get::<String, _>(0).unwrap_or_default(),
+                row.get::<u64, _>(1).unwrap_or_default(),
+            )
+        })
+        .map_err(|e| denied("SHOW BINARY LOGS", e, GRANTS))?;
+    if let Some((bad, _)) = binlogs
+        .iter()
+        .find(|(f, _)| !mysnap::binlog::layout::valid_file(f))
+    {
+        return Err(Error::new(
+            Exit::DataErr,
+            format!("the server lists a binary log named '{bad}', not BASENAME.NUMBER"),
+        ));
+    }
+    if binlogs.is_empty() {
+        return Err(Error::new(Exit::Config, "the server lists no binary logs"));
+    }
+    if first {
+        check_clash(conn, flavor, server_id)?;
+    }
+    let checksum: String = conn
+        .query_first("SELECT @@binlog_checksum")
+        .map_err(|e| classify(e).context("reading binlog_checksum"))?
+        .unwrap_or_default();
+    let checksum = if checksum.eq_ignore_ascii_case("NONE") {
+        Checksum::None
+    } else {
+        Checksum::Crc32
+    };
+    Ok(Server {
+        checksum,
+        flavor,
+        version,
+        identity,
+        server_id: own_id,
+        binlogs,
+    })
+}
+
+/// A replica registered with our server id would be thrown off when we
+/// register: refuse to start. Reading the list needs a privilege that the
+/// archive does not otherwise need; without it, say so and go on.
+fn check_clash(conn: &mut Conn, flavor: Flavor, server_id: u32) -> Result<()> {
+    let query = match flavor {
+        Flavor::Mariadb => "SHOW SLAVE HOSTS",
+        Flavor::Mysql => "SHOW REPLICAS",
+    };
+    match conn.query_map(query, |row: mysql::Row| row.get::<u32, _>(0).unwrap_or(0)) {
+        Ok(ids) if ids.contains(&server_id) => Err(Error::new(
+            Exit::Config,
+            format!(
+                "--server-id {server_id} is already used by a replica of this server \
+                 ({query} lists it): registering would disconnect it; choose another"
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            log::warn!(
+                "cannot check that no replica uses server id {server_id} ({query}: {}); \
+                 make sure none does",
+                mysnap::mysql::describe(&e)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// What the stream thread hands over.
+#[derive(Debug)]
+pub enum Got {
+    /// One event's bytes, as the server sent them.
+    Event(Vec<u8>),
+    /// The server has nothing more (only with `follow` off).
+    End,
+    /// The stream broke: a cut connection, a server error, a bad packet.
+    Failed(Error),
+}
+
+/// Where and how to stream from.
+pub struct Request {
+    pub server_id: u32,
+    pub file: String,
+    pub position: u64,
+    pub heartbeat: Duration,
+    /// Wait for new events at the end (false: the server ends the stream).
+    pub follow: bool,
+}
+
+/// Sets up the dump on `conn` and starts the thread that reads it.
+/// `capacity` bounds how many events wait in the channel.
+pub fn start(
+    mut conn: Conn,
+    flavor: Flavor,
+    request: Request,
+    capacity: usize,
+) -> Result<mpsc::Receiver<Got>> {
+    // The period is in nanoseconds; the server sends a heartbeat when it
+    // has had nothing to send for that long.
+    let mut setup = vec![format!(
+        "SET @master_heartbeat_period = {}",
+        request.heartbeat.as_nanos()
+    )];
+    if flavor == Flavor::Mariadb {
+        // Events as they stand in the file: GTID events as GTID events (a
+        // replica that says it cannot read them gets them rewritten).
+        setup.push("SET @mariadb_slave_capability = 4".to_string());
+    }
+    for statement in &setup {
+        conn.query_drop(statement)
+            .map_err(|e| classify(e).context(statement.clone()))?;
+    }
+    let mut binlog_request = BinlogRequest::new(request.server_id)
+        .with_filename(request.file.clone().into_bytes())
+        .with_pos(request.position);
+    if !request.follow {
+        binlog_request = binlog_request.with_flags(BinlogDumpFlags::BINLOG_DUMP_NON_BLOCK);
+    }
+    let mut stream = conn
+        .get_binlog_stream(binlog_request)
+        .map_err(|e| denied("starting the binlog dump", e, GRANTS))?;
+    let (tx, rx) = mpsc::channel(capacity);
+    std::thread::Builder::new()
+        .name("binlog-stream".into())
+        .spawn(move || loop {
+            let next = std::panic::catch_unwind(AssertUnwindSafe(|| stream.next()));
+            let got = match next {
+                Ok(Some(Ok(event))) => Got::Event(raw(&event)),
+                Ok(Some(Err(e))) => Got::Failed(stream_error(e)),
+                Ok(None) => Got::End,
+                Err(_) => Got::Failed(Error::new(
+                    Exit::DataErr,
+                    "the server sent an event that the binlog parser could not read",
+                )),
+            };
+            let last = !matches!(got, Got::Event(_));
+            if tx.blocking_send(got).is_err() || last {
+                return;
+            }
+        })
+        .map_err(|e| Error::new(Exit::Software, format!("cannot start a thread: {e}")))?;
+    Ok(rx)
+}
+
+fn stream_error(e: mysql::Error) -> Error {
+    let text = mysnap::mysql::describe(&e);
+    match &e {
+        // 1236: the file or position is gone (purged, or another lineage).
+        mysql::Error::MySqlError(m) if m.code == 1236 => Error::new(Exit::NoInput, text),
+        _ => classify(e).context("the binlog stream"),
+    }
+}
+
+/// The event's bytes as the server sent them: the header, the body, and
+/// for a format description its checksum algorithm; then the checksum as
+/// received (not one computed here, which would hide a corrupt event).
+fn raw(event: &mysql::binlog::events::Event) -> Vec<u8> {
+    let header = event.header();
+    let mut bytes = Vec::with_capacity(header.event_size() as usize);
+    bytes.extend_from_slice(&header.timestamp().to_le_bytes());
+    bytes.push(header.event_type_raw());
+    bytes.extend_from_slice(&header.server_id().to_le_bytes());
+    bytes.extend_from_slice(&header.event_size().to_le_bytes());
+    bytes.extend_from_slice(&header.log_pos().to_le_bytes());
+    bytes.extend_from_slice(&header.flags_raw().to_le_bytes());
+    bytes.extend_from_slice(event.data());
+    if header.event_type_raw() == mysnap::binlog::event::kind::FORMAT_DESCRIPTION {
+        if let Ok(Some(alg)) = event.footer().get_checksum_alg() {
+            bytes.push(alg as u8);
+        }
+    }
+    if let Some(checksum) = event.checksum() {
+        bytes.extend_from_slice(&checksum);
+    }
+    bytes
+}
+
+pub fn connect(options: &ConnectOptions) -> Result<Conn> {
+    options.connect()
+}

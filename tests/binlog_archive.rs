@@ -3,13 +3,17 @@
 
 use mysnap::binlog::event::{Header, FIRST_EVENT, HEADER_LEN, IN_USE};
 use mysnap::binlog::layout::Timeline;
-use mysnap_tests::mariadb::Mariadb;
+use mysnap_tests::mariadb::{write_option_file, Mariadb, BACKUP_PASSWORD};
 use mysnap_tests::server::S3Server;
+use mysnap_tests::tcp_cut::TcpCut;
 use mysnap_tests::tool::Output;
 use mysql::prelude::Queryable;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 const BUCKET: &str = "archive";
 const PREFIX: &str = "db1/";
@@ -133,9 +137,8 @@ fn the_archive_is_the_servers_binlog_byte_for_byte() {
     assert_eq!(files.len(), 2, "{t:?}");
     // The whole of both files: the first closed by its rotation, the
     // second up to the server's end.
+    let (_, objects) = timeline(&s3);
     for file in files {
-        let (t2, objects) = timeline(&s3);
-        let _ = t2;
         assert_eq!(
             archived(file, &objects),
             on_disk(&db, &file.name),
@@ -192,6 +195,308 @@ fn bad_setups_are_refused_with_their_exit_codes() {
         .expect_one_line("--server-id is required")
         .expect_code(64);
     assert!(objects(&s3).is_empty(), "nothing was stored");
-    let _ = Stdio::null();
-    let _ = Path::new("");
+}
+
+/// Waits until `done`, for at most `bound` (the configured interval or
+/// timeout behind it, plus the slack that the caller states).
+fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + bound;
+    while !done() {
+        if Instant::now() > deadline {
+            let log_path = LOG.lock().unwrap().clone();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let metrics =
+                std::fs::read_to_string(log_path.with_extension("prom")).unwrap_or_default();
+            panic!("{what}: not within {bound:?}; the archiver said:\n{log}\nmetrics:\n{metrics}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Where the running archiver's stderr goes, for failure messages.
+static LOG: std::sync::Mutex<PathBuf> = std::sync::Mutex::new(PathBuf::new());
+
+/// Slack for a loaded 2-core machine on top of each configured interval.
+const SLACK: Duration = Duration::from_secs(30);
+
+/// Where the server's binary log ends now.
+fn server_end(db: &Mariadb) -> (String, u64) {
+    let row: mysql::Row = db
+        .admin()
+        .query_first("SHOW MASTER STATUS")
+        .unwrap()
+        .unwrap();
+    (row.get(0).unwrap(), row.get(1).unwrap())
+}
+
+/// Whether the archive's newest epoch ends where the server's log does.
+fn archived_to_end(db: &Mariadb, s3: &S3Server) -> bool {
+    let (t, _) = timeline(s3);
+    let end = t
+        .epochs
+        .last()
+        .and_then(|e| e.end().map(|(f, p)| (f.to_string(), p)));
+    end == Some(server_end(db))
+}
+
+fn metrics(path: &Path) -> BTreeMap<String, f64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            let name = name.split('{').next()?.to_string();
+            Some((name, value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The backup user, over TCP through `port`, in an option file.
+fn over_tcp(db: &Mariadb, port: u16) -> PathBuf {
+    db.admin()
+        .query_drop(format!(
+            "CREATE USER IF NOT EXISTS backup@'127.0.0.1' IDENTIFIED BY '{}'; \
+             GRANT REPLICATION SLAVE, BINLOG MONITOR, SLAVE MONITOR ON *.* TO backup@'127.0.0.1'",
+            BACKUP_PASSWORD.replace('\'', "\\'")
+        ))
+        .unwrap();
+    let path = db.dir.path().join("tcp.cnf");
+    write_option_file(
+        &path,
+        &format!(
+            "[client]\nuser=backup\npassword=\"{}\"\nhost=127.0.0.1\nport={port}\n",
+            BACKUP_PASSWORD.replace('\'', "\\'")
+        ),
+    );
+    path
+}
+
+fn follow(options: &Path, s3: &S3Server, interval: &str, metrics: &Path) -> Child {
+    *LOG.lock().unwrap() = metrics.with_extension("log");
+    s3.tool("mysql-binlog-archive")
+        .arg("--defaults-file")
+        .arg(options)
+        .args([
+            "-vvv",
+            "--server-id",
+            "4242",
+            "--heartbeat",
+            "200ms",
+            "--segment-interval",
+            interval,
+        ])
+        .arg("--metrics-file")
+        .arg(metrics)
+        .arg(format!("s3://{BUCKET}/{PREFIX}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(metrics.with_extension("log")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child, signal: Signal) -> (Option<i32>, String) {
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(LOG.lock().unwrap().as_path()).unwrap_or_default();
+    (status.code(), err)
+}
+
+/// The archiver follows the server through a cut connection and a server
+/// restart, and the archive stays the server's bytes, with nothing twice.
+#[test]
+fn following_survives_a_cut_connection_and_a_server_restart() {
+    let db = server();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    let cut = TcpCut::start(db.port);
+    let options = over_tcp(&db, cut.port);
+    let metrics_file = db.dir.path().join("binlog.prom");
+    let interval = Duration::from_millis(200);
+    let archiver = follow(&options, &s3, "200ms", &metrics_file);
+    write_rows(&db, 1, 30);
+    wait_until("the first rows archived", interval + SLACK, || {
+        archived_to_end(&db, &s3)
+    });
+
+    cut.cut();
+    write_rows(&db, 31, 30);
+    // The reconnection waits 1 s first.
+    wait_until(
+        "archived again after the cut",
+        Duration::from_secs(1) + interval + SLACK,
+        || archived_to_end(&db, &s3),
+    );
+    assert!(cut.accepted() >= 2, "it reconnected");
+
+    let sh = |c: &str| {
+        assert!(Command::new("sh")
+            .args(["-c", c])
+            .status()
+            .unwrap()
+            .success())
+    };
+    sh(&db.stop_cmd());
+    sh(&db.start_cmd());
+    wait_until("the server back", SLACK, || {
+        db.try_value("SELECT 1").is_some()
+    });
+    write_rows(&db, 61, 30);
+    // Backoff doubles up to 30 s while the server is away.
+    wait_until(
+        "archived after the restart",
+        Duration::from_secs(30) + interval + SLACK,
+        || archived_to_end(&db, &s3),
+    );
+    let (code, err) = stop(archiver, Signal::SIGTERM);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("reconnecting"), "{err}");
+    let t = assert_byte_exact(&db, &s3);
+    assert!(
+        t.epochs[0].files.len() >= 2,
+        "the restart began a new file: {t:?}"
+    );
+    let m = metrics(&metrics_file);
+    assert!(m["mysnap_binlog_segments_stored_total"] >= 1.0, "{m:?}");
+    assert!(m["mysnap_binlog_reconnects_total"] >= 1.0, "{m:?}");
+}
+
+/// SIGTERM stores what was received; SIGKILL loses nothing either, since
+/// the next run fetches again what was not stored.
+#[test]
+fn a_stop_at_any_instant_loses_nothing() {
+    let db = server();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    let metrics_file = db.dir.path().join("binlog.prom");
+    let holding = || {
+        let m = metrics(&metrics_file);
+        m.get("mysnap_binlog_caught_up") == Some(&1.0)
+            && m.get("mysnap_binlog_unstored_bytes")
+                .is_some_and(|&b| b > 0.0)
+    };
+    // An hour per segment: only the stop stores.
+    let running = follow(&db.defaults_file, &s3, "1h", &metrics_file);
+    write_rows(&db, 1, 20);
+    // Heartbeats come every 200 ms once the server has sent everything.
+    wait_until("everything received, nothing stored", SLACK, holding);
+    assert!(timeline(&s3).1.is_empty(), "nothing stored before the stop");
+    let (code, err) = stop(running, Signal::SIGTERM);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        archived_to_end(&db, &s3),
+        "SIGTERM stored the open segment: {err}"
+    );
+
+    std::fs::remove_file(&metrics_file).unwrap();
+    let running = follow(&db.defaults_file, &s3, "1h", &metrics_file);
+    write_rows(&db, 21, 20);
+    wait_until("the new rows received, not stored", SLACK, holding);
+    let (code, _) = stop(running, Signal::SIGKILL);
+    assert_eq!(code, None);
+    assert!(!archived_to_end(&db, &s3), "SIGKILL stored nothing");
+    let out = run(&mut archiver(&db, &s3, &["--no-follow"]));
+    out.expect_code(0);
+    assert!(archived_to_end(&db, &s3));
+    assert_byte_exact(&db, &s3);
+}
+
+/// Every object under the archive's prefix, with its bytes.
+fn snapshot(s3: &S3Server) -> BTreeMap<String, Vec<u8>> {
+    objects(s3)
+}
+
+#[test]
+fn binlogs_purged_before_they_were_archived_are_a_recorded_gap() {
+    let db = server();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    write_rows(&db, 1, 10);
+    run(&mut archiver(&db, &s3, &["--no-follow"])).expect_code(0);
+    let (lost, lost_end) = server_end(&db);
+    // While the archiver is stopped: more rows, two rotations, a purge.
+    write_rows(&db, 11, 10);
+    db.admin().query_drop("FLUSH BINARY LOGS").unwrap();
+    write_rows(&db, 21, 10);
+    db.admin().query_drop("FLUSH BINARY LOGS").unwrap();
+    let (current, _) = server_end(&db);
+    db.admin()
+        .query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
+        .unwrap();
+    write_rows(&db, 31, 10);
+    // The oldest it kept (MariaDB keeps one a checkpoint still needs).
+    let first: mysql::Row = db.admin().query_first("SHOW BINARY LOGS").unwrap().unwrap();
+    let oldest: String = first.get(0).unwrap();
+    assert_ne!(oldest, lost, "the archive's last file is purged");
+    let before = snapshot(&s3);
+    let metrics_file = db.dir.path().join("binlog.prom");
+    let metrics_opt = format!("--metrics-file={}", metrics_file.display());
+    let out = run(&mut archiver(&db, &s3, &["--no-follow", &metrics_opt]));
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "no longer has the binary logs from {lost}:{lost_end} on"
+        )),
+        "the gap is logged as an error with the missing range: {}",
+        out.stderr
+    );
+    let after = snapshot(&s3);
+    for (key, bytes) in &before {
+        assert_eq!(after.get(key), Some(bytes), "{key} untouched");
+    }
+    let (t, objects) = timeline(&s3);
+    let epoch = &t.epochs[0];
+    let resumed = epoch.files.iter().find(|f| f.name == oldest).unwrap();
+    assert!(resumed.gap_before, "{t:?}");
+    let marker = objects
+        .iter()
+        .find(|(k, _)| k.ends_with(".gap"))
+        .map(|(_, v)| serde_json::from_slice::<serde_json::Value>(v).unwrap())
+        .unwrap();
+    assert_eq!(marker["missing_from"]["file"], lost.as_str());
+    assert_eq!(marker["missing_from"]["position"], lost_end);
+    assert_eq!(archived(resumed, &objects), on_disk(&db, &oldest));
+    assert_eq!(metrics(&metrics_file)["mysnap_binlog_gaps"], 1.0);
+}
+
+#[test]
+fn a_reset_master_begins_a_new_epoch_beside_the_old_one() {
+    let db = server();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    write_rows(&db, 1, 10);
+    db.admin().query_drop("FLUSH BINARY LOGS").unwrap();
+    write_rows(&db, 11, 10);
+    run(&mut archiver(&db, &s3, &["--no-follow"])).expect_code(0);
+    let before = snapshot(&s3);
+    let (t, _) = timeline(&s3);
+    let first_start = t.epochs[0].name.clone();
+    // A new binlog of another second than the old epoch's first file.
+    let started: i64 = db
+        .value("SELECT UNIX_TIMESTAMP()")
+        .unwrap()
+        .parse()
+        .unwrap();
+    wait_until("the server's clock past the epoch's second", SLACK, || {
+        db.value("SELECT UNIX_TIMESTAMP()")
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > started
+    });
+    db.admin().query_drop("RESET MASTER").unwrap();
+    write_rows(&db, 21, 10);
+    let out = run(&mut archiver(&db, &s3, &["--no-follow"]));
+    out.expect_code(0);
+    assert!(out.stderr.contains("a new epoch"), "{}", out.stderr);
+    let after = snapshot(&s3);
+    for (key, bytes) in &before {
+        assert_eq!(after.get(key), Some(bytes), "{key} untouched");
+    }
+    let (t, objects) = timeline(&s3);
+    assert_eq!(t.epochs.len(), 2, "{t:?}");
+    assert_eq!(t.epochs[0].name, first_start);
+    let new = &t.epochs[1];
+    assert_eq!(new.files[0].name, "binlog.000001");
+    assert_eq!(
+        archived(&new.files[0], &objects),
+        on_disk(&db, "binlog.000001")
+    );
 }

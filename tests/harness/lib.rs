@@ -10,6 +10,7 @@ pub mod mariadb;
 pub mod packages;
 pub mod proxy;
 pub mod server;
+pub mod tcp_cut;
 pub mod tool;
 pub mod vm;
 

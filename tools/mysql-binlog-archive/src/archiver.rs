@@ -307,6 +307,13 @@ impl Session<'_> {
                     }
                     Some(Got::End) | None => {
                         self.store_open().await?;
+                        if self.job.follow {
+                            // A server that shuts down ends the stream so.
+                            return Err(Error::new(
+                                Exit::Unavailable,
+                                format!("the server ended the stream at {}:{}", self.file, self.expected),
+                            ));
+                        }
                         log::info!("archived to the end of the binary log: {}:{}", self.file, self.expected);
                         return Ok(Ended::Stop);
                     }
@@ -358,6 +365,14 @@ impl Session<'_> {
             ))
         })?;
         if header.is_heartbeat() {
+            // Sent when the server has nothing more: it stands where the
+            // stream does.
+            log::trace!(
+                "heartbeat at {}, the stream at {}",
+                header.end,
+                self.expected
+            );
+            self.heartbeat(u64::from(header.end) == self.expected);
             return Ok(Action::Nothing);
         }
         if let Some(checksum) = event.format_checksum() {
@@ -416,6 +431,33 @@ impl Session<'_> {
         }
     }
 
+    /// Says how far behind the archive is: in the metrics, and to systemd.
+    fn heartbeat(&mut self, caught_up: bool) {
+        let (len, age) = (self.open().len(), self.open().age());
+        let m = &mut *self.metrics;
+        m.caught_up = caught_up;
+        m.unstored_bytes = len as u64;
+        m.unstored_seconds = age.as_secs_f64();
+        self.write_metrics();
+        let _ = notify(
+            false,
+            &[NotifyState::Status(format!(
+                "{} at {}:{}, {len} bytes not yet stored",
+                if caught_up { "caught up" } else { "streaming" },
+                self.file,
+                self.expected
+            ))],
+        );
+    }
+
+    fn write_metrics(&self) {
+        if let Some(path) = &self.job.metrics_file {
+            if let Err(e) = self.metrics.write(path) {
+                log::warn!("{}", e.message());
+            }
+        }
+    }
+
     /// Moves to another file (the stream went on there).
     fn switch(&mut self, file: String, position: u64) {
         self.file = file;
@@ -454,11 +496,8 @@ impl Session<'_> {
         m.last_event = closed.meta.last_time;
         m.last_store = chrono::Utc::now().timestamp();
         m.unstored_seconds = 0.0;
-        if let Some(path) = &self.job.metrics_file {
-            if let Err(e) = m.write(path) {
-                log::warn!("{}", e.message());
-            }
-        }
+        m.unstored_bytes = 0;
+        self.write_metrics();
         let when = chrono::DateTime::from_timestamp(i64::from(closed.meta.last_time), 0)
             .unwrap_or_default()
             .format("%Y-%m-%d %H:%M:%S UTC");

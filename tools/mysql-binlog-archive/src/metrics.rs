@@ -19,6 +19,9 @@ pub struct Metrics {
     pub gaps: u64,
     /// How long the oldest event not yet stored has waited.
     pub unstored_seconds: f64,
+    pub unstored_bytes: u64,
+    /// The last heartbeat said the server had sent all it had.
+    pub caught_up: bool,
     pub reconnects: u64,
 }
 
@@ -69,6 +72,18 @@ impl Metrics {
             "gauge",
             "Age of the oldest received event not yet stored.",
             format!("{:.3}", self.unstored_seconds),
+        );
+        series(
+            "unstored_bytes",
+            "gauge",
+            "Bytes received and not yet stored.",
+            self.unstored_bytes.to_string(),
+        );
+        series(
+            "caught_up",
+            "gauge",
+            "1 when the server's last heartbeat found nothing more to send.",
+            u8::from(self.caught_up).to_string(),
         );
         series(
             "reconnects_total",

@@ -63,6 +63,10 @@ impl Open {
         self.meta.file_created = created;
     }
 
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }

@@ -38,6 +38,7 @@ bench: deps build
 	bench/lock.sh
 	bench/tar.sh
 	bench/restore.sh
+	bench/binlog.sh
 
 # The demo installs the .deb in the test VM.
 demo: deps deb

@@ -278,6 +278,79 @@ fn latest_is_the_newest_stored_whatever_the_names() {
     assert_eq!(get(&server, "s3://backups/db3/", &["--latest"]), b"newer");
 }
 
+/// --before picks by the time a backup's name records, whatever order S3
+/// stored them in, and the binlog archive beside them is no backup.
+#[test]
+fn latest_before_a_time_is_the_base_of_a_restore_to_a_point() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    put(&server, "db4/20261202T110000Z.tar.gz", b"eleven", &[]);
+    put(&server, "db4/20261202T090000Z.tar.gz", b"nine", &[]);
+    put(&server, "db4/20261202T100000Z.tar.gz", b"ten", &[]);
+    put(
+        &server,
+        "db4/binlog/20261202T000000Z-mariadb-d0-s1/binlog.000001/00000000000000000004.seg",
+        b"segment",
+        &[],
+    );
+    let before = |time: &str| {
+        get(
+            &server,
+            "s3://backups/db4/",
+            &["--latest", "--before", time],
+        )
+    };
+    assert_eq!(before("2026-12-02 10:14:59"), b"ten");
+    assert_eq!(before("2026-12-02T10:00:00Z"), b"ten");
+    assert_eq!(before("2026-12-02T10:59:59+01:00"), b"nine");
+    assert_eq!(
+        get(&server, "s3://backups/db4/", &["--latest"]),
+        b"ten",
+        "the last stored"
+    );
+    let none = run(
+        server.tool("s3-get").args([
+            "--latest",
+            "--before",
+            "2026-12-01 00:00:00",
+            "s3://backups/db4/",
+        ]),
+        b"",
+    );
+    none.expect_code(66);
+    none.expect_one_line(
+        "no backups under s3://backups/db4/ taken at or before 2026-12-01 00:00:00 UTC",
+    );
+    let listed = run(
+        server.tool("s3-get").args([
+            "--list",
+            "--before",
+            "2026-12-02 10:30:00",
+            "s3://backups/db4/",
+        ]),
+        b"",
+    );
+    listed.expect_code(0);
+    let urls: Vec<&str> = listed
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok()?.split_whitespace().last())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "s3://backups/db4/20261202T090000Z.tar.gz",
+            "s3://backups/db4/20261202T100000Z.tar.gz"
+        ]
+    );
+    run(
+        server
+            .tool("s3-get")
+            .args(["--before", "2026-12-02 10:30:00", "s3://backups/db4/x"]),
+        b"",
+    )
+    .expect_code(64);
+}
+
 #[test]
 fn credentials_from_systemd_and_shared_files() {
     let server = S3Server::s3s_fs(&[BUCKET]);

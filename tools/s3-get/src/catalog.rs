@@ -25,6 +25,35 @@ pub fn backups(prefix: &str, objects: Vec<ObjectInfo>) -> Vec<ObjectInfo> {
     found
 }
 
+/// When a backup was taken: the time its name records (the default
+/// `%Y%m%dT%H%M%SZ`), else when it was stored.
+pub fn taken(prefix: &str, object: &ObjectInfo) -> Option<chrono::DateTime<chrono::Utc>> {
+    let name = object.key.strip_prefix(prefix).unwrap_or(&object.key);
+    let name = name.rsplit('/').next().unwrap_or(name);
+    mysnap::moment::named_time(name).or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(&object.last_modified)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    })
+}
+
+/// The backups taken at or before `before` (all without it); with it,
+/// ordered by when they were taken.
+pub fn before(
+    prefix: &str,
+    backups: Vec<ObjectInfo>,
+    before: Option<chrono::DateTime<chrono::Utc>>,
+) -> Vec<ObjectInfo> {
+    let Some(limit) = before else { return backups };
+    let mut kept: Vec<(chrono::DateTime<chrono::Utc>, ObjectInfo)> = backups
+        .into_iter()
+        .filter_map(|o| Some((taken(prefix, &o)?, o)))
+        .filter(|(t, _)| *t <= limit)
+        .collect();
+    kept.sort_by_key(|(t, _)| *t);
+    kept.into_iter().map(|(_, o)| o).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,6 +66,22 @@ mod tests {
             last_modified: time.into(),
             metadata: Default::default(),
         }
+    }
+
+    #[test]
+    fn before_keeps_the_backups_taken_by_then() {
+        let listed = vec![
+            // Named 10:00, stored later: its name decides.
+            object("db1/20261202T100000Z.tar.gz", "2026-12-02T12:00:00.000Z"),
+            object("db1/20261202T110000Z.tar.gz", "2026-12-02T11:05:00.000Z"),
+            object("db1/manual.tar.gz", "2026-12-02T10:30:00.000Z"),
+        ];
+        let limit = mysnap::moment::parse_moment("2026-12-02 10:45:00").unwrap();
+        let keys: Vec<String> = before("db1/", backups("db1/", listed), Some(limit))
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["db1/20261202T100000Z.tar.gz", "db1/manual.tar.gz"]);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use mysnap::quantity::{format_rate, format_size, parse_size, KIB, MIB};
 use mysnap::s3::{self, Client, ObjectInfo, S3Url, Settings};
 use mysnap::{Error, Exit, Result};
 use std::io::IsTerminal;
+
+type Moment = chrono::DateTime<chrono::Utc>;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
@@ -32,6 +34,13 @@ fn cli() -> Cli {
     opts.optopt("j", "jobs", "ranged GETs at once (default: 4)", "N");
     opts.optflag("", "latest", "download the newest backup under the prefix");
     opts.optflag("", "list", "list the backups under the prefix and exit");
+    opts.optopt(
+        "",
+        "before",
+        "with --latest or --list: only backups taken at or before TIME \
+         ('YYYY-MM-DD HH:MM:SS' UTC, or RFC 3339)",
+        "TIME",
+    );
     opts.optflag("", "no-verify", "do not check the SHA-256 sidecar");
     s3::add_options(opts);
     cli
@@ -55,6 +64,13 @@ fn run(args: Args) -> Result<()> {
     if list && latest {
         return Err(args.usage("--list and --latest exclude each other"));
     }
+    let before = args
+        .string("before")
+        .map(|t| mysnap::moment::parse_moment(&t))
+        .transpose()?;
+    if before.is_some() && !(list || latest) {
+        return Err(args.usage("--before goes with --latest or --list"));
+    }
     if !list && std::io::stdout().is_terminal() {
         return Err(
             args.usage("refusing to write an archive to a terminal; redirect or pipe stdout")
@@ -70,10 +86,10 @@ fn run(args: Args) -> Result<()> {
         .map_err(|e| Error::new(Exit::Software, format!("cannot start runtime: {e}")))?;
     runtime.block_on(async {
         if list {
-            return print_list(&client, &url).await;
+            return print_list(&client, &url, before).await;
         }
         let object = if latest {
-            newest(&client, &url).await?
+            newest(&client, &url, before).await?
         } else {
             client
                 .head(&url.key)
@@ -84,8 +100,12 @@ fn run(args: Args) -> Result<()> {
     })
 }
 
-async fn print_list(client: &Client, prefix: &S3Url) -> Result<()> {
-    let found = catalog::backups(&prefix.key, client.list(&prefix.key).await?);
+async fn print_list(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<()> {
+    let found = catalog::before(
+        &prefix.key,
+        catalog::backups(&prefix.key, client.list(&prefix.key).await?),
+        before,
+    );
     if found.is_empty() {
         log::info!("no backups under {prefix}");
     }
@@ -100,12 +120,20 @@ async fn print_list(client: &Client, prefix: &S3Url) -> Result<()> {
     Ok(())
 }
 
-async fn newest(client: &Client, prefix: &S3Url) -> Result<ObjectInfo> {
-    let found = catalog::backups(&prefix.key, client.list(&prefix.key).await?);
-    let newest = found
-        .into_iter()
-        .last()
-        .ok_or_else(|| Error::new(Exit::NoInput, format!("no backups under {prefix}")))?;
+async fn newest(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<ObjectInfo> {
+    let found = catalog::before(
+        &prefix.key,
+        catalog::backups(&prefix.key, client.list(&prefix.key).await?),
+        before,
+    );
+    let newest = found.into_iter().last().ok_or_else(|| {
+        let when =
+            before.map(|t| format!(" taken at or before {}", t.format("%Y-%m-%d %H:%M:%S UTC")));
+        Error::new(
+            Exit::NoInput,
+            format!("no backups under {prefix}{}", when.unwrap_or_default()),
+        )
+    })?;
     log::info!(
         "newest backup under {prefix}: {} ({}, {})",
         client.url(&newest.key),

@@ -192,6 +192,11 @@ systemctl reset-failed $unit
 # part files show how far the upload got.
 table=()
 blocker=
+# The blocker must keep FLUSH TABLES WITH READ LOCK waiting, not be seen as
+# a long query that mysql-lock-hold waits out before it even asks (which it
+# does once the blocker has run 10 s: under a loaded emulation, the unit
+# can take that long to start). Each wait on the lock lasts 10 s.
+echo 'MYSNAP_LOCK_OPTIONS=--long-query-threshold 1h --lock-timeout 10s' >> /etc/mysnap/db1.conf
 # From here on (the coordinates checks above need a quiet server).
 yes 'INSERT INTO t.log (ts) VALUES (NOW(6)); DO SLEEP(0.02);' | mariadb -S $sock &
 writer=$! server=$(systemctl show -P MainPID testdb)

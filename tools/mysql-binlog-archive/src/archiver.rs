@@ -77,7 +77,6 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
     let mut first = true;
     let mut new_epoch: Option<String> = None;
     loop {
-        let stored_before = metrics.segments;
         let mut session = Session {
             job,
             store,
@@ -89,10 +88,13 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
             checksum: Checksum::Crc32,
             expect_created: None,
             open: None,
+            streamed: false,
         };
         let result = session
             .run(connection, first, new_epoch.take(), &mut stops)
             .await;
+        // A session that streamed was a good connection: count afresh.
+        let streamed = session.streamed;
         first = false;
         match result {
             Ok(Ended::Stop) => return Ok(()),
@@ -103,7 +105,7 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
             }
             Err(e) if !retryable(&e) => return Err(e),
             Err(e) => {
-                if metrics.segments > stored_before {
+                if streamed {
                     failures = 0;
                 }
                 failures += 1;
@@ -161,6 +163,8 @@ struct Session<'a> {
     /// server's format description of it.
     expect_created: Option<u32>,
     open: Option<Open>,
+    /// The server sent something on this connection.
+    streamed: bool,
 }
 
 impl Session<'_> {
@@ -283,6 +287,7 @@ impl Session<'_> {
             tokio::select! {
                 got = events.recv() => match got {
                     Some(Got::Event(bytes)) => {
+                        self.streamed = true;
                         let _ = notify(false, &[NotifyState::Watchdog]);
                         match self.event(&bytes) {
                             Ok(Action::Added(last_kind)) => {

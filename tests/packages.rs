@@ -8,10 +8,11 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::process::Command;
 
-const UNITS: [&str; 4] = [
+const UNITS: [&str; 5] = [
     "mysnap-backup@.service",
     "mysnap-backup@.timer",
     "mysnap-restore@.service",
+    "mysnap-binlog@.service",
     "mysnap-failure@.service",
 ];
 

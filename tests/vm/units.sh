@@ -45,7 +45,7 @@ writes_after() { # writes_after T0: the writer's first row after T0 comes within
 # --- the package ---------------------------------------------------------------
 dpkg -i "$deb" > /run/dpkg.log 2>&1
 check "dpkg -i installs the package" [ $? = 0 ] || cat /run/dpkg.log
-for tool in s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir; do
+for tool in s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir mysql-binlog-archive; do
     check "/usr/bin/$tool is installed" [ -x /usr/bin/$tool ]
 done
 enabled=$(systemctl list-unit-files --state=enabled,enabled-runtime 'mysnap*' --no-legend | wc -l)
@@ -53,7 +53,7 @@ check "installing enabled nothing ($enabled mysnap units enabled)" [ "$enabled" 
 check "no mysnap timer is active" [ -z "$(systemctl list-timers --all --no-legend 'mysnap*')" ]
 check "/etc/mysnap/example.conf is mode 600" [ "$(stat -c %a /etc/mysnap/example.conf)" = 600 ]
 verify=$(cd /lib/systemd/system && systemd-analyze verify mysnap-backup@db1.service mysnap-backup@db1.timer \
-    mysnap-restore@db1.service mysnap-failure@x.service 2>&1)
+    mysnap-restore@db1.service mysnap-binlog@db1.service mysnap-failure@x.service 2>&1)
 check "systemd-analyze verify is clean${verify:+: $verify}" [ -z "$verify" ]
 
 # --- the database on an LV, an S3 server -----------------------------------------

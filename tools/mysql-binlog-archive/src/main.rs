@@ -63,7 +63,8 @@ fn cli() -> Cli {
     opts.optopt(
         "",
         "reconnect-tries",
-        "failed connections in a row before giving up with exit 75 (default: 10)",
+        "reconnections in a row, without a segment stored, before giving up with exit 75 \
+         (default: 10)",
         "N",
     );
     opts.optopt(

@@ -21,13 +21,13 @@ fn the_package_s_units_back_up_restore_and_survive_kills_under_systemd() {
     let seed = seed_datadir(work.path());
     let s3s = installed("s3s-fs-0.14.1/bin/s3s-fs");
     let args = [deb.as_os_str(), seed.as_os_str(), s3s.as_os_str()];
-    // 31 checks of the package, the backup, the restore and OnFailure=,
-    // one that finds the ioctl to hold lvcreate at, and 6 for each of the
-    // 10 kill points.
+    // The checks of the package, the backup, the restore, OnFailure= and
+    // the binlog archive's unit (9), one that finds the ioctl to hold
+    // lvcreate at, and 6 for each of the 10 kill points.
     run_checks(
-        &["--systemd", "--disk", "2G", "--timeout", "2400"],
+        &["--systemd", "--disk", "2G", "--timeout", "3000"],
         "units.sh",
         &args,
-        92,
+        101,
     );
 }

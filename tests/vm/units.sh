@@ -182,6 +182,56 @@ check "OnFailure= ran mysnap-failure@ and it logged the failure" \
 sed -i '$d' /etc/mysnap/db1.conf
 systemctl reset-failed $unit
 
+# --- the binlog archive under systemd ------------------------------------------------
+# mysnap-binlog@db1 as a user would set it up: its own replication user (the
+# unit runs as a DynamicUser, so socket authentication as root is out).
+binunit=mysnap-binlog@db1.service
+sql "CREATE USER binlog@localhost IDENTIFIED BY 'binlog-pw';
+    GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO binlog@localhost" || exit 1
+printf '[mysql-binlog-archive]\nuser = binlog\npassword = binlog-pw\n' >> $creds/db1/mysql.cnf
+echo 'MYSNAP_BINLOG_SERVER_ID=4242' >> /etc/mysnap/db1.conf
+echo 'MYSNAP_BINLOG_OPTIONS=--endpoint http://127.0.0.1:9000 --region us-east-1' >> /etc/mysnap/db1.conf
+binroot=$s3root/backups/db1/binlog
+segments() { find $binroot -name '*.seg' 2>/dev/null | wc -l; }
+# The archive's copy of FILE (the magic, then its segments) is the file on
+# disk up to its length, but for the in-use flag of the format description
+# (byte 22), which a file being written has set.
+archived_file() { printf '\376bin'; find $binroot -path "*/$1/*.seg" | sort | xargs cat; }
+byte_exact() {
+    local file=$1 len
+    archived_file "$file" > /run/archived.bin
+    len=$(stat -c %s /run/archived.bin)
+    [ "$len" -gt 4 ] && cmp -s -n 21 /run/archived.bin "/srv/db1/$file" &&
+        cmp -s -i 22 -n $((len - 22)) /run/archived.bin "/srv/db1/$file"
+}
+current_binlog() { sql 'SHOW MASTER STATUS' | cut -f1; }
+archived_to_end() { # the archive ends where the server's binary log does
+    local file pos
+    read -r file pos < <(sql 'SHOW MASTER STATUS' | cut -f1,2)
+    archived_file "$file" > /run/archived.bin && [ "$(stat -c %s /run/archived.bin)" = "$pos" ]
+}
+systemctl start $binunit
+check "$binunit is started once it said READY=1" [ "$(systemctl show -P ActiveState $binunit)" = active ]
+sql "INSERT INTO t.items SELECT seq FROM t.seq_1001_to_1100"
+check "the archive reaches the server's end (5 s segments)" wait_for 120 archived_to_end
+check "and holds the binary log byte for byte" byte_exact "$(current_binlog)"
+status=$(systemctl show -P StatusText $binunit)
+check "STATUS= says where it stands (${status})" grep -Eq '^(archived to|caught up at|streaming)' <<< "$status"
+ping1=$(systemctl show -P WatchdogTimestampMonotonic $binunit)
+check "the watchdog is pinged (heartbeats of an idle server)" \
+    wait_for 30 bash -c "[ \"\$(systemctl show -P WatchdogTimestampMonotonic $binunit)\" != '$ping1' ]"
+systemctl kill -s KILL $binunit
+restarted() { [ "$(systemctl show -P NRestarts $binunit)" -ge 1 ] && [ "$(systemctl show -P ActiveState $binunit)" = active ]; }
+# RestartSec=30s, then a start under emulation.
+check "after SIGKILL, Restart=on-failure starts it again" wait_for 180 restarted
+sql "INSERT INTO t.items SELECT seq FROM t.seq_1101_to_1200"
+check "and it goes on where the archive ends" wait_for 120 archived_to_end
+check "  byte for byte, nothing twice" byte_exact "$(current_binlog)"
+systemctl stop $binunit
+check "systemctl stop: it stored what it had and exited 0" [ "$(systemctl show -P Result $binunit)" = success ]
+say "binlog archive: $(segments) segments, $(systemctl show -P NRestarts $binunit) restart"
+sql "DELETE FROM t.items WHERE id > 1000"
+
 # --- kill points -----------------------------------------------------------------
 # Each stage is reached and held open on observable state: a long statement
 # keeps FLUSH TABLES WITH READ LOCK waiting; the volume group's LVM lock

@@ -46,6 +46,8 @@ enum Ended {
     /// The server's file is not the archive's (its format description
     /// has another time): a new epoch begins.
     Lineage(String),
+    /// A stop whose last store failed: the error, without a retry.
+    Failed(Error),
 }
 
 struct Stops {
@@ -98,6 +100,7 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
         first = false;
         match result {
             Ok(Ended::Stop) => return Ok(()),
+            Ok(Ended::Failed(e)) => return Err(e),
             Ok(Ended::Lineage(why)) => {
                 log::warn!("{why}: a new epoch begins");
                 new_epoch = Some(why);
@@ -330,7 +333,10 @@ impl Session<'_> {
                 _ = timer => self.store_open().await?,
                 _ = stops.next() => {
                     let _ = notify(false, &[NotifyState::Stopping]);
-                    self.store_open().await?;
+                    if let Err(e) = self.store_open().await {
+                        // Stopping still: no reconnection for this one.
+                        return Ok(Ended::Failed(e.context("stopping: the open segment was not stored")));
+                    }
                     log::info!("stopped by a signal; archived to {}:{}", self.file, self.expected);
                     return Ok(Ended::Stop);
                 }

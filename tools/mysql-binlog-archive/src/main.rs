@@ -85,6 +85,9 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let url = S3Url::parse(&args.operands(1, 1, "s3://BUCKET/PREFIX/")?[0])?;
+    if args.command.is_some() {
+        return Err(args.usage("mysql-binlog-archive runs no COMMAND: nothing goes after --"));
+    }
     let Some(server_id) = args.string("server-id") else {
         return Err(args.usage("--server-id is required: a replica id no other replica uses"));
     };

@@ -85,6 +85,9 @@ impl Request {
 #[derive(Debug)]
 pub struct Planned {
     pub origin: Name,
+    /// The origin's LV UUID, which the snapshot's tag names (see
+    /// `lvm::origin_tag`).
+    pub origin_uuid: String,
     pub snapshot: Name,
     pub bytes: u64,
     /// An old snapshot of that name, removed first (--replace).
@@ -160,6 +163,7 @@ pub fn plan(
         };
         planned.push(Planned {
             origin: origin_name.clone(),
+            origin_uuid: origin.lv_uuid.clone(),
             bytes: request.size.bytes(origin),
             snapshot,
             replaces,
@@ -239,7 +243,9 @@ pub fn create(request: &Request, signals: &Signals) -> Result<Vec<Name>> {
     for p in &planned {
         let made = signals.check().and_then(|()| {
             let started = Instant::now();
-            lvm::create_snapshot(&p.origin, &p.snapshot.lv, p.bytes, &request.tags)?;
+            let mut tags = request.tags.clone();
+            tags.push(lvm::origin_tag(&p.origin_uuid));
+            lvm::create_snapshot(&p.origin, &p.snapshot.lv, p.bytes, &tags)?;
             log::info!(
                 "created {} of {} ({}) in {:.2} s",
                 p.snapshot,

@@ -55,6 +55,15 @@ pub fn valid_name(name: &str) -> bool {
 /// Every snapshot lvm-snap makes carries this tag.
 pub const TAG: &str = "mysnap";
 
+/// The tag that names a snapshot's origin by its LV UUID. lvcreate
+/// commits the new volume as a plain one first, with its tags: if it is
+/// killed before the volume becomes a snapshot, this tag is what ties the
+/// half-made snapshot, and so the origin it left suspended, to lvm-snap.
+pub fn origin_tag(lv_uuid: &str) -> String {
+    format!("{ORIGIN_TAG}{lv_uuid}")
+}
+const ORIGIN_TAG: &str = "mysnap-origin:";
+
 /// The tag that names the run that made a snapshot.
 pub fn run_tag(token: &str) -> String {
     format!("mysnap-run:{token}")
@@ -150,6 +159,14 @@ impl Volume {
 
     pub fn carries(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)
+    }
+
+    /// The LV UUID (without dashes) that an `origin_tag` names.
+    pub fn tagged_origin(&self) -> Option<String> {
+        self.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(ORIGIN_TAG))
+            .map(|uuid| uuid.replace('-', ""))
     }
 
     /// The device node LVM keeps for an active volume.

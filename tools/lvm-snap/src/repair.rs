@@ -30,7 +30,9 @@
 //! Only lvm-snap's own devices are changed: the volumes that carry its tag
 //! (a snapshot, or the plain volume that lvcreate commits first and turns
 //! into one later), what their tables map onto (an origin's `-real`
-//! layer names the origin), the origins of those snapshots, and the
+//! layer names the origin), the origins of those snapshots (a plain
+//! volume not yet a snapshot names its origin in a `mysnap-origin:` tag),
+//! and the
 //! other snapshots of such an origin (an origin resumes after all of its
 //! snapshots). Any other suspended device of the group, which an admin
 //! or another tool may have suspended on purpose, is left as it is and
@@ -228,6 +230,10 @@ fn owned(
     let mut lvs: HashSet<String> = HashSet::new();
     for volume in volumes.iter().filter(|v| v.carries(lvm::TAG)) {
         lvs.insert(uuid(volume));
+        // Before it is a snapshot, only its tag names its origin.
+        if let Some(origin) = volume.tagged_origin() {
+            lvs.insert(origin);
+        }
         if let Some(origin) = volumes
             .iter()
             .find(|o| Some(&o.name.lv) == volume.origin.as_ref())
@@ -659,5 +665,43 @@ mod tests {
         let plan = plan(&refs, &live, &inactive, &volumes);
         assert_eq!(plan.steps, [resume("vg0-db", false)]);
         assert!(plan.left.is_empty(), "{:?}", plan.left);
+    }
+
+    /// Killed before the snapshot's own table was loaded: nothing maps
+    /// from the tagged volume to the origin's -real layer, so only the
+    /// volume's origin tag ties the suspended origin to lvm-snap (the kill
+    /// sweep in the VM found these states at lvcreate's ioctls 56 to 62).
+    #[test]
+    fn the_origin_tag_ties_a_half_made_snapshot_to_its_origin() {
+        let (mut devices, live, mut inactive, mut volumes) = state("origin-suspended");
+        inactive.remove("vg0-db--snap");
+        devices
+            .iter_mut()
+            .find(|d| d.name == "vg0-db--snap")
+            .unwrap()
+            .inactive = false;
+        let refs: Vec<&Device> = devices.iter().collect();
+        let untied = plan(&refs, &live, &inactive, &volumes);
+        assert!(!touched(&untied, "vg0-db"), "{:?}", untied.steps);
+        let origin = volumes
+            .iter()
+            .find(|v| v.name.lv == "db")
+            .unwrap()
+            .lv_uuid
+            .clone();
+        let snap = volumes.iter_mut().find(|v| v.name.lv == "db-snap").unwrap();
+        snap.tags.push(lvm::origin_tag(&origin));
+        let tied = plan(&refs, &live, &inactive, &volumes);
+        assert!(tied.steps.contains(&clear("vg0-db")), "{:?}", tied.steps);
+        assert!(
+            tied.steps.contains(&resume("vg0-db", false)),
+            "{:?}",
+            tied.steps
+        );
+        assert!(
+            tied.steps.contains(&clear("vg0-db-real")),
+            "{:?}",
+            tied.steps
+        );
     }
 }

@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: [&str; 6] = [
+const TOOLS: [&str; 7] = [
     "s3-put",
     "s3-get",
     "mysql-lock-hold",
     "snap-tar",
     "lvm-snap",
     "mysql-restore-dir",
+    "mysql-binlog-replay",
 ];
 
 fn repo() -> PathBuf {

@@ -245,12 +245,7 @@ fn a_replay_stops_exactly_at_a_time_or_a_gtid() {
     out.expect_code(0);
     assert!(has_table(&dst));
     assert_eq!(ids(&dst), expected, "--until {time}");
-    let newest = h
-        .rows
-        .iter()
-        .filter(|r| r.second() <= until)
-        .last()
-        .unwrap();
+    let newest = h.rows.iter().rev().find(|r| r.second() <= until).unwrap();
     last_applied(&out, &newest.gtid);
 
     // The same instant with its zone, one hour east.

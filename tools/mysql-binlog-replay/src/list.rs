@@ -14,6 +14,11 @@ async fn meta(client: &Client, key: &str) -> Result<Option<SegmentMeta>> {
         .and_then(|h| SegmentMeta::from_map(&h.metadata)))
 }
 
+/// "1 file", "2 files".
+pub fn counted(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// One stretch as a line: its range, its times, its size.
 async fn stretch_line(client: &Client, files: &[File]) -> Result<String> {
     let (first, last) = (&files[0], &files[files.len() - 1]);
@@ -33,12 +38,13 @@ async fn stretch_line(client: &Client, files: &[File]) -> Result<String> {
         .map(|s| s.end - s.start)
         .sum();
     Ok(format!(
-        "  {}:{} .. {}:{}  {times}  ({} files, {segments} segments, {})",
+        "  {}:{} .. {}:{}  {times}  ({}, {}, {})",
         first.name,
         a.start,
         last.name,
         b.end,
-        files.len(),
+        counted(files.len(), "file"),
+        counted(segments, "segment"),
         format_size(bytes)
     ))
 }

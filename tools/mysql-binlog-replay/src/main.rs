@@ -291,8 +291,11 @@ fn print_plan(job: &Job, ready: &Ready) {
     println!("epoch {}", ready.epoch);
     for f in &ready.files {
         println!(
-            "{}  {}..{}  ({} segments)",
-            f.name, f.from, f.to, f.segments
+            "{}  {}..{}  ({})",
+            f.name,
+            f.from,
+            f.to,
+            list::counted(f.segments, "segment")
         );
     }
     println!(

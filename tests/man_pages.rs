@@ -16,6 +16,7 @@ const TOOLS: [&str; 7] = [
     "lvm-snap",
     "mysql-restore-dir",
     "mysql-binlog-archive",
+    "mysql-binlog-replay",
 ];
 
 fn repo() -> PathBuf {

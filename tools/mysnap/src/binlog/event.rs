@@ -22,16 +22,49 @@ pub const ARTIFICIAL: u16 = 0x20;
 
 /// Event types (the header's fifth byte) that the archive looks at.
 pub mod kind {
+    pub const QUERY: u8 = 2;
     pub const STOP: u8 = 3;
     pub const ROTATE: u8 = 4;
     pub const FORMAT_DESCRIPTION: u8 = 15;
     pub const XID: u8 = 16;
     pub const HEARTBEAT: u8 = 27;
     pub const MYSQL_GTID: u8 = 33;
+    pub const MYSQL_ANONYMOUS_GTID: u8 = 34;
+    pub const MYSQL_PREVIOUS_GTIDS: u8 = 35;
+    pub const XA_PREPARE: u8 = 38;
     pub const MYSQL_HEARTBEAT_V2: u8 = 41;
     pub const MARIADB_GTID: u8 = 162;
+    pub const MARIADB_BINLOG_CHECKPOINT: u8 = 161;
     pub const MARIADB_GTID_LIST: u8 = 163;
 }
+
+/// What an event is to the transaction around it: where transactions
+/// begin and end is what a replay may stop at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// About the file, in no transaction: its format, rotation, stop, the
+    /// GTID state and checkpoints.
+    File,
+    /// A GTID event, which begins a transaction. `standalone`: MariaDB's
+    /// flag of a statement without BEGIN/COMMIT (DDL), which ends with
+    /// its one query; a MySQL GTID says nothing, its first query tells.
+    Gtid { gtid: String, standalone: bool },
+    /// A query that opens a transaction: BEGIN, START TRANSACTION, XA START.
+    Begin,
+    /// The event that commits or ends one: an XID, COMMIT, ROLLBACK (not
+    /// to a savepoint), XA PREPARE (event or query), XA COMMIT/ROLLBACK.
+    Commit,
+    /// Any other query.
+    Statement,
+    /// Any other event (rows, table maps, variables, annotations).
+    Data,
+}
+
+/// MariaDB's GTID flag of a group without BEGIN/COMMIT.
+const FL_STANDALONE: u8 = 1;
+/// A query event's fixed part: thread id, exec time, schema length,
+/// error code, status variables' length.
+const QUERY_POST_HEADER: usize = 13;
 
 /// The checksum algorithm of the events that follow a format description.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +243,46 @@ impl<'a> Event<'a> {
         crate::binlog::layout::valid_file(name).then(|| (name.to_string(), position))
     }
 
+    /// A query event's statement text.
+    pub fn query(&self, checksum: Checksum) -> Option<&'a [u8]> {
+        if self.header.kind != kind::QUERY {
+            return None;
+        }
+        let body = self.body(checksum)?;
+        let schema = usize::from(*body.get(8)?);
+        let status = usize::from(u16_at(body, 11)?);
+        body.get(QUERY_POST_HEADER + status + schema + 1..)
+    }
+
+    /// What the event is to its transaction.
+    pub fn role(&self, checksum: Checksum) -> Role {
+        match self.header.kind {
+            kind::FORMAT_DESCRIPTION
+            | kind::ROTATE
+            | kind::STOP
+            | kind::MYSQL_PREVIOUS_GTIDS
+            | kind::MARIADB_BINLOG_CHECKPOINT
+            | kind::MARIADB_GTID_LIST => Role::File,
+            kind::MARIADB_GTID | kind::MYSQL_GTID | kind::MYSQL_ANONYMOUS_GTID => {
+                let standalone = self.header.kind == kind::MARIADB_GTID
+                    && self
+                        .body(checksum)
+                        .and_then(|b| b.get(12))
+                        .is_some_and(|flags| flags & FL_STANDALONE != 0);
+                Role::Gtid {
+                    gtid: self.gtid(checksum).unwrap_or_default(),
+                    standalone,
+                }
+            }
+            kind::XID | kind::XA_PREPARE => Role::Commit,
+            kind::QUERY => match self.query(checksum) {
+                Some(text) => query_role(text),
+                None => Role::Statement,
+            },
+            _ => Role::Data,
+        }
+    }
+
     /// The transaction's GTID, as the server prints it: MariaDB's
     /// DOMAIN-SERVER-SEQUENCE, or MySQL's UUID:NUMBER.
     pub fn gtid(&self, checksum: Checksum) -> Option<String> {
@@ -235,6 +308,20 @@ impl<'a> Event<'a> {
             }
             _ => None,
         }
+    }
+}
+
+/// BEGIN and COMMIT as the server writes them, whatever the case and
+/// spacing; a ROLLBACK TO SAVEPOINT stays inside its transaction.
+fn query_role(text: &[u8]) -> Role {
+    let text = String::from_utf8_lossy(&text[..text.len().min(64)]).to_ascii_uppercase();
+    let words: Vec<&str> = text.split_ascii_whitespace().take(3).collect();
+    match words.as_slice() {
+        ["BEGIN", ..] | ["START", "TRANSACTION", ..] | ["XA", "START" | "BEGIN", ..] => Role::Begin,
+        ["COMMIT", ..] | ["XA", "PREPARE" | "COMMIT" | "ROLLBACK", ..] => Role::Commit,
+        ["ROLLBACK", "TO", ..] | ["ROLLBACK", "WORK", "TO", ..] => Role::Statement,
+        ["ROLLBACK", ..] => Role::Commit,
+        _ => Role::Statement,
     }
 }
 
@@ -292,6 +379,63 @@ pub(crate) mod tests {
         let bytes = event(kind::FORMAT_DESCRIPTION, 1, 4 + 104, IN_USE, &body);
         let e = Event::parse(&bytes, Checksum::None).unwrap();
         assert_eq!(e.format_checksum(), Some(Checksum::Crc32));
+    }
+
+    /// A query event's body: the fixed part, no status variables, schema
+    /// "t", then the text.
+    pub fn query_body(text: &str) -> Vec<u8> {
+        let mut body = vec![0u8; QUERY_POST_HEADER];
+        body[8] = 1;
+        body.extend_from_slice(b"t\0");
+        body.extend_from_slice(text.as_bytes());
+        body
+    }
+
+    #[test]
+    fn roles_mark_where_transactions_begin_and_end() {
+        let role = |kind: u8, body: &[u8]| {
+            let bytes = event(kind, 1, 100, 0, body);
+            Event::parse(&bytes, Checksum::Crc32)
+                .unwrap()
+                .role(Checksum::Crc32)
+        };
+        for (text, expected) in [
+            ("BEGIN", Role::Begin),
+            ("  start transaction", Role::Begin),
+            ("COMMIT", Role::Commit),
+            ("ROLLBACK", Role::Commit),
+            ("rollback to savepoint a", Role::Statement),
+            ("XA PREPARE 'x'", Role::Commit),
+            ("INSERT INTO t VALUES (1)", Role::Statement),
+        ] {
+            assert_eq!(role(kind::QUERY, &query_body(text)), expected, "{text}");
+        }
+        let bytes = event(kind::QUERY, 1, 100, 0, &query_body("DROP TABLE t"));
+        let e = Event::parse(&bytes, Checksum::Crc32).unwrap();
+        assert_eq!(e.query(Checksum::Crc32), Some(&b"DROP TABLE t"[..]));
+        let mut gtid = 9u64.to_le_bytes().to_vec();
+        gtid.extend_from_slice(&0u32.to_le_bytes());
+        gtid.push(FL_STANDALONE);
+        assert_eq!(
+            role(kind::MARIADB_GTID, &gtid),
+            Role::Gtid {
+                gtid: "0-7-9".into(),
+                standalone: true
+            }
+        );
+        gtid[12] = 0;
+        assert!(matches!(
+            role(kind::MARIADB_GTID, &gtid),
+            Role::Gtid {
+                standalone: false,
+                ..
+            }
+        ));
+        assert_eq!(role(kind::XID, &[0; 8]), Role::Commit);
+        assert_eq!(role(kind::ROTATE, &[0; 8]), Role::File);
+        assert_eq!(role(30, &[0; 8]), Role::Data);
+        // A query too short for its fixed part is a statement, no panic.
+        assert_eq!(role(kind::QUERY, &[1, 2]), Role::Statement);
     }
 
     #[test]

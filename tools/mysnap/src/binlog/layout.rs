@@ -239,6 +239,37 @@ impl Epoch {
     pub fn last_segment(&self) -> Option<&Segment> {
         self.files.iter().rev().find_map(|f| f.segments.last())
     }
+
+    /// The epoch's files in runs that a replay may go through, as far as
+    /// the listing tells: in a run, each file after the first is numbered
+    /// one more than the one before, has no gap marker, and is archived
+    /// from its first event. (Whether a file's archive ends with its
+    /// rotation, only its last segment's metadata and bytes tell.)
+    pub fn stretches(&self) -> Vec<&[File]> {
+        let follows = |before: &File, file: &File| {
+            !file.gap_before
+                && file.segments.first().map(|s| s.start) == Some(super::event::FIRST_EVENT)
+                && file_number(&before.name).and_then(|n| n.checked_add(1))
+                    == file_number(&file.name)
+        };
+        let files: Vec<usize> = (0..self.files.len())
+            .filter(|&i| !self.files[i].segments.is_empty())
+            .collect();
+        let mut stretches = Vec::new();
+        let mut begin = 0;
+        for (k, &i) in files.iter().enumerate() {
+            let next = files.get(k + 1).copied();
+            let ends = match next {
+                Some(j) => j != i + 1 || !follows(&self.files[i], &self.files[j]),
+                None => true,
+            };
+            if ends {
+                stretches.push(&self.files[files[begin]..=i]);
+                begin = k + 1;
+            }
+        }
+        stretches
+    }
 }
 
 /// The archive under a prefix, as a listing shows it: its epochs, oldest
@@ -378,6 +409,34 @@ mod tests {
         assert!(epoch.files[1].gap_before);
         assert_eq!(epoch.end(), Some(("binlog.1000000", 104)));
         assert!(t.newest_of("another").is_none());
+    }
+
+    #[test]
+    fn stretches_end_at_gaps_missing_files_and_late_starts() {
+        let keys = [
+            (segment_key("", E, "b.000001", 4), 10),
+            (segment_key("", E, "b.000002", 4), 10),
+            // b.000003 is missing
+            (segment_key("", E, "b.000004", 4), 10),
+            (gap_key("", E, "b.000005"), 0),
+            (segment_key("", E, "b.000005", 4), 10),
+            (segment_key("", E, "b.000006", 50), 10),
+        ];
+        let t = Timeline::from_listing("", keys.iter().map(|(k, s)| (k.as_str(), *s)));
+        let runs: Vec<Vec<&str>> = t.epochs[0]
+            .stretches()
+            .iter()
+            .map(|run| run.iter().map(|f| f.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                vec!["b.000001", "b.000002"],
+                vec!["b.000004"],
+                vec!["b.000005"],
+                vec!["b.000006"]
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,548 @@
+//! mysql-binlog-replay against real MariaDB servers (binary log, GTID) and
+//! a real s3s-fs, with the archive that mysql-binlog-archive stored: a
+//! point-in-time restore applies every transaction before the target and
+//! none after it; a range the archive does not cover whole, or a segment
+//! altered in S3, is refused with nothing applied.
+
+use mysnap::binlog::layout::{gap_key, Timeline};
+use mysnap_tests::mariadb::Mariadb;
+use mysnap_tests::server::S3Server;
+use mysnap_tests::tool::Output;
+use mysql::prelude::Queryable;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+const BUCKET: &str = "archive";
+const PREFIX: &str = "db1/";
+
+fn url() -> String {
+    format!("s3://{BUCKET}/{PREFIX}")
+}
+
+/// The server whose binlog is archived.
+fn source() -> Mariadb {
+    let db = Mariadb::start();
+    let mut admin = db.admin();
+    admin
+        .query_drop("GRANT REPLICATION SLAVE ON *.* TO backup@localhost")
+        .unwrap();
+    // The server sends Annotate_rows events only to a replica that asks
+    // for them, and mysql-binlog-archive does not yet: without them in
+    // the file, its archive is whole. (Sessions opened after this.)
+    admin
+        .query_drop("SET GLOBAL binlog_annotate_row_events = OFF")
+        .unwrap();
+    db
+}
+
+/// A server in the source's state at FROM: both start from the harness's
+/// setup. The backup user may apply what the binlog holds; the grants
+/// are not binlogged, so the server's GTID position stays the source's.
+fn target() -> Mariadb {
+    let db = Mariadb::start();
+    let mut admin = db.admin();
+    for statement in [
+        "SET sql_log_bin = 0",
+        "GRANT ALL ON t.* TO backup@localhost",
+        "GRANT BINLOG REPLAY ON *.* TO backup@localhost",
+    ] {
+        admin.query_drop(statement).unwrap();
+    }
+    db
+}
+
+/// Where the source's binlog stands: what a backup taken now records.
+fn coordinates(db: &Mariadb) -> String {
+    let row: mysql::Row = db
+        .admin()
+        .query_first("SHOW MASTER STATUS")
+        .unwrap()
+        .unwrap();
+    let (file, position): (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+    format!("{file}:{position}")
+}
+
+fn archive(db: &Mariadb, s3: &S3Server) {
+    let mut cmd = s3.tool("mysql-binlog-archive");
+    cmd.arg("--defaults-file")
+        .arg(&db.defaults_file)
+        .args([
+            "--server-id",
+            "4242",
+            "--heartbeat",
+            "500ms",
+            "--no-follow",
+            "--reconnect-tries",
+            "0",
+        ])
+        .arg(url());
+    mysnap_tests::tool::run(&mut cmd, b"").expect_code(0);
+}
+
+fn replay(s3: &S3Server, target: &Mariadb, args: &[&str]) -> Output {
+    let mut cmd = s3.tool("mysql-binlog-replay");
+    cmd.arg("--defaults-file")
+        .arg(&target.defaults_file)
+        .args(args)
+        .arg(url());
+    mysnap_tests::tool::run(&mut cmd, b"")
+}
+
+/// A committed row: its id, its commit time (the statement's, as the
+/// binlog stamps it), and its transaction's GTID.
+#[derive(Debug, Clone)]
+struct Row {
+    id: u32,
+    at: f64,
+    gtid: String,
+}
+
+impl Row {
+    fn second(&self) -> i64 {
+        self.at.floor() as i64
+    }
+}
+
+/// Inserts rows one a transaction until the server's clock has moved on
+/// by `seconds` whole seconds from the first row's.
+fn write(conn: &mut mysql::Conn, rows: &mut Vec<Row>, seconds: i64) {
+    let mut first = None;
+    loop {
+        let id = rows.len() as u32 + 1;
+        conn.exec_drop(
+            "INSERT INTO t.rows (id, at) VALUES (?, UNIX_TIMESTAMP(NOW(6)))",
+            (id,),
+        )
+        .unwrap();
+        rows.push(committed(conn, id));
+        let second = rows.last().unwrap().second();
+        if second - *first.get_or_insert(second) >= seconds {
+            return;
+        }
+    }
+}
+
+fn committed(conn: &mut mysql::Conn, id: u32) -> Row {
+    let (at, gtid): (f64, String) = conn
+        .exec_first("SELECT at, @@last_gtid FROM t.rows WHERE id = ?", (id,))
+        .unwrap()
+        .unwrap();
+    Row { id, at, gtid }
+}
+
+fn ids(db: &Mariadb) -> BTreeSet<u32> {
+    db.admin()
+        .query("SELECT id FROM t.rows")
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn has_table(db: &Mariadb) -> bool {
+    db.value("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 't' AND table_name = 'rows'")
+        .as_deref()
+        == Some("1")
+}
+
+/// Back to the state at FROM, the GTID position too.
+fn reset(db: &Mariadb) {
+    let mut admin = db.admin();
+    for statement in ["SET sql_log_bin = 0", "DROP TABLE t.rows", "RESET MASTER"] {
+        admin.query_drop(statement).unwrap();
+    }
+}
+
+/// The history of the tests: a table, rows in several seconds across a
+/// rotation, a temporary table that lives across it, then the accident.
+struct History {
+    from: String,
+    rows: Vec<Row>,
+    drop_gtid: String,
+}
+
+fn history(db: &Mariadb, s3: &S3Server) -> History {
+    let from = coordinates(db);
+    let mut conn = db.admin();
+    conn.query_drop("CREATE TABLE t.rows (id INT PRIMARY KEY, at DOUBLE)")
+        .unwrap();
+    // Statement-logged, and needed after the rotation: one session only.
+    conn.query_drop("CREATE TEMPORARY TABLE t.pending (id INT)")
+        .unwrap();
+    conn.query_drop("INSERT INTO t.pending VALUES (1000000)")
+        .unwrap();
+    let mut rows = Vec::new();
+    write(&mut conn, &mut rows, 1);
+    archive(db, s3);
+    conn.query_drop("FLUSH BINARY LOGS").unwrap();
+    // Rows as row events too, from another session (a session with a
+    // temporary table cannot leave row format).
+    let mut rows_session = db.admin();
+    rows_session
+        .query_drop("SET SESSION binlog_format = 'ROW'")
+        .unwrap();
+    write(&mut rows_session, &mut rows, 1);
+    conn.query_drop("INSERT INTO t.rows SELECT id, UNIX_TIMESTAMP(NOW(6)) FROM t.pending")
+        .unwrap();
+    rows.push(committed(&mut conn, 1_000_000));
+    write(&mut conn, &mut rows, 1);
+    conn.query_drop("DROP TABLE t.rows").unwrap();
+    let drop_gtid: String = conn.query_first("SELECT @@last_gtid").unwrap().unwrap();
+    archive(db, s3);
+    History {
+        from,
+        rows,
+        drop_gtid,
+    }
+}
+
+fn last_applied(out: &Output, gtid: &str) {
+    let stdout = out.stdout_text();
+    assert!(
+        stdout.starts_with("last applied: ") && stdout.contains(&format!(", GTID {gtid}, ")),
+        "stdout: {stdout}\nstderr: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_replay_stops_exactly_at_a_time_or_a_gtid() {
+    let src = source();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    let dst = target();
+    let h = history(&src, &s3);
+    let last = h.rows.last().unwrap().second();
+    let seconds: BTreeSet<i64> = h.rows.iter().map(Row::second).collect();
+    assert!(seconds.len() >= 3, "rows in {seconds:?}");
+
+    // The second before the last rows': all of it is kept, none after.
+    let until = last - 1;
+    let expected: BTreeSet<u32> = h
+        .rows
+        .iter()
+        .filter(|r| r.second() <= until)
+        .map(|r| r.id)
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < h.rows.len());
+    let time = chrono::DateTime::from_timestamp(until, 0)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+
+    let out = replay(
+        &s3,
+        &dst,
+        &["--from", &h.from, "--until", &time, "--dry-run"],
+    );
+    out.expect_code(0);
+    assert!(
+        out.stdout_text().contains("would apply"),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(!has_table(&dst), "a dry run applies nothing");
+
+    let out = replay(&s3, &dst, &["--from", &h.from, "--until", &time]);
+    out.expect_code(0);
+    assert!(has_table(&dst));
+    assert_eq!(ids(&dst), expected, "--until {time}");
+    let newest = h.rows.iter().rev().find(|r| r.second() <= until).unwrap();
+    last_applied(&out, &newest.gtid);
+
+    // The same instant with its zone, one hour east.
+    reset(&dst);
+    let zoned = chrono::DateTime::from_timestamp(until + 3600, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S+01:00")
+        .to_string();
+    replay(&s3, &dst, &["--from", &h.from, "--until", &zoned]).expect_code(0);
+    assert_eq!(ids(&dst), expected, "--until {zoned}");
+
+    // A GTID in the middle, inclusive: that transaction and all before.
+    reset(&dst);
+    let k = h.rows.len() / 2;
+    let out = replay(&s3, &dst, &["--from", &h.from, "--until", &h.rows[k].gtid]);
+    out.expect_code(0);
+    let expected: BTreeSet<u32> = h.rows[..=k].iter().map(|r| r.id).collect();
+    assert_eq!(ids(&dst), expected, "--until {}", h.rows[k].gtid);
+    last_applied(&out, &h.rows[k].gtid);
+
+    // The accident's GTID, exclusive, from a status file: every row.
+    reset(&dst);
+    let (file, position) = h.from.split_once(':').unwrap();
+    let status = dst.dir.path().join("status.json");
+    std::fs::write(
+        &status,
+        format!(
+            r#"{{"format":1,"flavor":"mariadb","server_version":"10.11","binlog_file":"{file}",
+                "binlog_pos":{position},"layout":{{}},"lock":"ftwrl",
+                "locked_at":"2026-01-01T00:00:00.000Z","lock_attempts":1,"lock_wait_ms":1}}"#
+        ),
+    )
+    .unwrap();
+    let from_file = ["--from-file", status.to_str().unwrap()];
+    let until_drop = ["--until", &h.drop_gtid, "--exclusive"];
+    let out = replay(&s3, &dst, &[&from_file[..], &until_drop[..]].concat());
+    out.expect_code(0);
+    assert!(has_table(&dst));
+    let all: BTreeSet<u32> = h.rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids(&dst), all);
+    last_applied(&out, &h.rows.last().unwrap().gtid);
+
+    // Again on a server that has it all: refused, nothing doubled.
+    let out = replay(
+        &s3,
+        &dst,
+        &[&["-q"][..], &from_file[..], &until_drop[..]].concat(),
+    );
+    out.expect_one_line("holds these events already")
+        .expect_code(65);
+    assert_eq!(ids(&dst), all);
+}
+
+/// The archive as s3s-fs keeps it: one file per object, at its key.
+fn timeline(s3: &S3Server) -> Timeline {
+    let root = s3.object_file(BUCKET, "");
+    let pattern = root.join(PREFIX).join("binlog/*/*/*");
+    let keys: Vec<(String, u64)> = glob::glob(pattern.to_str().unwrap())
+        .unwrap()
+        .map(|path| {
+            let path = path.unwrap();
+            let key = path.strip_prefix(&root).unwrap().display().to_string();
+            (key, std::fs::metadata(&path).unwrap().len())
+        })
+        .collect();
+    Timeline::from_listing(PREFIX, keys.iter().map(|(k, s)| (k.as_str(), *s)))
+}
+
+#[test]
+fn what_the_archive_does_not_cover_is_refused_and_nothing_applied() {
+    let src = source();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    let dst = target();
+    let from = coordinates(&src);
+    let mut conn = src.admin();
+    conn.query_drop("CREATE TABLE t.rows (id INT PRIMARY KEY, at DOUBLE)")
+        .unwrap();
+    let mut rows = Vec::new();
+    write(&mut conn, &mut rows, 0);
+    archive(&src, &s3);
+    conn.query_drop("FLUSH BINARY LOGS").unwrap();
+    write(&mut conn, &mut rows, 0);
+    archive(&src, &s3);
+    let t = timeline(&s3);
+    let epoch = &t.epochs[0];
+    let second = &epoch.files[1];
+    let end = format!("{}:{}", second.name, second.segments.last().unwrap().end);
+    let refused = |args: &[&str], says: &str| {
+        let out = replay(&s3, &dst, &[&["-q", "--from", &from][..], args].concat());
+        out.expect_one_line(says).expect_code(65);
+        assert!(!has_table(&dst), "nothing applied: {args:?}");
+    };
+
+    // The whole archive, to its last position: the plan is there.
+    let out = replay(&s3, &dst, &["--from", &from, "--until", &end, "--dry-run"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout_text().contains(&second.name),
+        "{}",
+        out.stdout_text()
+    );
+
+    // A segment altered in S3: the first file's would verify, but nothing
+    // is applied until all of them do.
+    let segment: PathBuf = s3.object_file(BUCKET, &second.segments[0].key);
+    let original = std::fs::read(&segment).unwrap();
+    let mut altered = original.clone();
+    altered[original.len() / 2] ^= 0x40;
+    std::fs::write(&segment, &altered).unwrap();
+    refused(&["--until", &end], "SHA-256");
+    std::fs::write(&segment, &original).unwrap();
+
+    // A hole: the end of the first file (its rotation) is gone.
+    let first = &epoch.files[0];
+    assert!(first.segments.len() >= 2, "{first:?}");
+    let tail = s3.object_file(BUCKET, &first.segments.last().unwrap().key);
+    let aside = dst.dir.path().join("aside");
+    std::fs::rename(&tail, &aside).unwrap();
+    refused(&["--until", &end], "events between them are missing");
+    std::fs::rename(&aside, &tail).unwrap();
+
+    // A gap marker before the second file; --list shows it.
+    let marker = s3.object_file(BUCKET, &gap_key(PREFIX, &epoch.name, &second.name));
+    std::fs::write(&marker, b"{}").unwrap();
+    refused(&["--until", &end], "gap");
+    let mut list = s3.tool("mysql-binlog-replay");
+    list.args(["--list", &url()]);
+    let out = mysnap_tests::tool::run(&mut list, b"");
+    out.expect_code(0);
+    let text = out.stdout_text();
+    assert!(
+        text.contains(&format!("epoch {}", epoch.name)) && text.contains("a gap"),
+        "{text}"
+    );
+    std::fs::remove_file(&marker).unwrap();
+
+    // The end of the archive before the target, and a GTID it lacks.
+    refused(&["--until", "2099-01-01 00:00:00"], "the archive covers");
+    refused(&["--until", "0-1-999999"], "the archive covers");
+
+    // Usage, a refused login, a server out of reach.
+    replay(&s3, &dst, &["-q", "--from", &from]).expect_code(64);
+    replay(&s3, &dst, &["-q", "--from", &from, "--until", "soon"]).expect_code(64);
+    let wrong = dst.dir.path().join("wrong.cnf");
+    mysnap_tests::mariadb::write_option_file(
+        &wrong,
+        &format!(
+            "[client]\nuser = backup\npassword = wrong\nsocket = {}\n",
+            dst.socket.display()
+        ),
+    );
+    let mut cmd = s3.tool("mysql-binlog-replay");
+    cmd.arg("--defaults-file").arg(&wrong);
+    cmd.args(["-q", "--from", &from, "--until", &end, &url()]);
+    mysnap_tests::tool::run(&mut cmd, b"").expect_code(77);
+    let out = replay(
+        &s3,
+        &dst,
+        &[
+            "-q",
+            "--socket",
+            "/nonexistent/mysqld.sock",
+            "--from",
+            &from,
+            "--until",
+            &end,
+        ],
+    );
+    out.expect_code(69);
+    assert!(!has_table(&dst));
+
+    // And with the archive whole again, it applies.
+    replay(&s3, &dst, &["--from", &from, "--until", &end]).expect_code(0);
+    assert_eq!(ids(&dst), rows.iter().map(|r| r.id).collect());
+}
+
+/// The median of a few timings.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Apply speed against `mariadb-binlog FILES | mariadb` by hand on the
+/// same files (the source's own), on the same target reset between runs.
+/// Run by bench/replay.sh; BENCH_REPLAY_TRANSACTIONS and BENCH_REPLAY_RUNS.
+#[test]
+#[ignore = "a benchmark: bench/replay.sh runs it"]
+fn bench_replay_against_mariadb_binlog_by_hand() {
+    let transactions = setting("BENCH_REPLAY_TRANSACTIONS", 20_000);
+    let runs = setting("BENCH_REPLAY_RUNS", 3);
+    let src = source();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    let dst = target();
+    for db in [&src, &dst] {
+        // Commits wait for no fsync: the figures are the appliers', not the disk's.
+        db.admin()
+            .query_drop("SET GLOBAL innodb_flush_log_at_trx_commit = 2")
+            .unwrap();
+    }
+    let from = coordinates(&src);
+    let mut conn = src.admin();
+    conn.query_drop("SET SESSION binlog_format = 'ROW'")
+        .unwrap();
+    conn.query_drop("CREATE TABLE t.bench (id INT PRIMARY KEY, v VARCHAR(100))")
+        .unwrap();
+    let filler = "x".repeat(100);
+    for n in 0..transactions {
+        let values: Vec<String> = (0..10)
+            .map(|i| format!("({}, '{filler}')", n * 10 + i))
+            .collect();
+        conn.query_drop(format!("INSERT INTO t.bench VALUES {}", values.join(",")))
+            .unwrap();
+    }
+    conn.query_drop("FLUSH BINARY LOGS").unwrap();
+    archive(&src, &s3);
+    let t = timeline(&s3);
+    let files = &t.epochs[0].files;
+    let (from_file, from_pos) = from.split_once(':').unwrap();
+    let first = files.iter().position(|f| f.name == from_file).unwrap();
+    let last = files.last().unwrap();
+    let end = format!("{}:{}", last.name, last.segments.last().unwrap().end);
+    let on_disk: Vec<PathBuf> = files[first..]
+        .iter()
+        .map(|f| src.datadir().join(&f.name))
+        .collect();
+    let bytes: u64 = on_disk
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum::<u64>()
+        - from_pos.parse::<u64>().unwrap();
+    let count = |db: &Mariadb| db.value("SELECT COUNT(*) FROM t.bench").unwrap();
+    let reset = |db: &Mariadb| {
+        let mut admin = db.admin();
+        for s in ["SET sql_log_bin = 0", "DROP TABLE t.bench", "RESET MASTER"] {
+            admin.query_drop(s).unwrap();
+        }
+    };
+    let (mut tool, mut apply, mut by_hand) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let started = std::time::Instant::now();
+        let out = replay(&s3, &dst, &["--from", &from, "--until", &end]);
+        tool.push(started.elapsed().as_secs_f64());
+        out.expect_code(0);
+        let applied: f64 = out
+            .stderr
+            .lines()
+            .find(|l| l.contains(": applied "))
+            .and_then(|l| l.rsplit(" in ").next())
+            .and_then(|s| s.split('s').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(f64::NAN);
+        apply.push(applied);
+        assert_eq!(count(&dst), (transactions * 10).to_string());
+        reset(&dst);
+
+        let files: Vec<String> = on_disk.iter().map(|p| p.display().to_string()).collect();
+        let script = format!(
+            "mariadb-binlog --no-defaults --start-position={from_pos} {} | \
+             mariadb --defaults-file={} --binary-mode",
+            files.join(" "),
+            dst.defaults_file.display()
+        );
+        let started = std::time::Instant::now();
+        let status = std::process::Command::new("bash")
+            .args(["-o", "pipefail", "-c", &script])
+            .status()
+            .unwrap();
+        by_hand.push(started.elapsed().as_secs_f64());
+        assert!(status.success(), "{script}");
+        assert_eq!(count(&dst), (transactions * 10).to_string());
+        reset(&dst);
+    }
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    let (tool, apply, by_hand) = (median(tool), median(apply), median(by_hand));
+    let transactions = transactions as f64 + 1.0;
+    println!("replay: {mib:.1} MiB of binlog, {transactions} transactions, median of {runs} runs");
+    for (what, secs) in [
+        ("mysql-binlog-replay, fetch to end", tool),
+        ("mysql-binlog-replay, its apply", apply),
+        ("mariadb-binlog | mariadb by hand", by_hand),
+    ] {
+        println!(
+            "  {what:36} {secs:6.2} s  {:7.1} MiB/s  {:8.0} transactions/s",
+            mib / secs,
+            transactions / secs
+        );
+    }
+    println!(
+        "  ratio (by hand / tool): {:.2}x end to end, {:.2}x applying (target >= 1.0x)",
+        by_hand / tool,
+        by_hand / apply
+    );
+}

@@ -36,6 +36,7 @@ pub mod kind {
     pub const MARIADB_GTID: u8 = 162;
     pub const MARIADB_BINLOG_CHECKPOINT: u8 = 161;
     pub const MARIADB_GTID_LIST: u8 = 163;
+    pub const MARIADB_ANNOTATE_ROWS: u8 = 160;
 }
 
 /// What an event is to the transaction around it: where transactions

@@ -1,8 +1,10 @@
 //! Where the binlog archive lives in S3, and what a listing of it means.
 //!
-//!     PREFIX/binlog/EPOCH/FILE/POSITION.seg   events [POSITION, POSITION + size) of FILE
-//!     PREFIX/binlog/EPOCH/FILE/00000000000000000000.gap
-//!                                             before FILE, events are missing
+//! ```text
+//! PREFIX/binlog/EPOCH/FILE/POSITION.seg   events [POSITION, POSITION + size) of FILE
+//! PREFIX/binlog/EPOCH/FILE/00000000000000000000.gap
+//!                                         before FILE, events are missing
+//! ```
 //!
 //! POSITION has 20 digits, so that keys sort as positions do. A segment's
 //! bytes are the events exactly as they stand in the server's file (a

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: [&str; 7] = [
+const TOOLS: &[&str] = &[
     "s3-put",
     "s3-get",
     "mysql-lock-hold",

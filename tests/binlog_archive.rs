@@ -163,6 +163,56 @@ fn the_archive_is_the_servers_binlog_byte_for_byte() {
     assert_eq!(archived(last, &objects), on_disk(&db, &last.name));
 }
 
+/// The kinds of the events in a binlog file, in order.
+fn event_kinds(file: &[u8]) -> Vec<u8> {
+    let mut kinds = Vec::new();
+    let mut at = FIRST_EVENT as usize;
+    while let Some(header) = file.get(at..).and_then(Header::parse) {
+        kinds.push(header.kind);
+        at += header.size as usize;
+    }
+    kinds
+}
+
+/// Row-based logging: MariaDB writes an Annotate_rows event (the
+/// statement's text) before each statement's rows, and sends it only to a
+/// replica that asks for it. The archive has them all, where they are in
+/// the file.
+#[test]
+fn row_based_binlogs_are_archived_whole_with_their_annotations() {
+    let db = Mariadb::start_with(&["--binlog-format=ROW", "--binlog-annotate-row-events=ON"]);
+    db.admin()
+        .query_drop("GRANT REPLICATION SLAVE ON *.* TO backup@localhost")
+        .unwrap();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    write_rows(&db, 1, 30);
+    db.admin()
+        .query_drop("UPDATE t.writes SET at = at + 1 WHERE id <= 10")
+        .unwrap();
+    // A hole in the stream is refused: fail at once rather than retry.
+    run(&mut archiver(
+        &db,
+        &s3,
+        &["--no-follow", "--reconnect-tries", "0"],
+    ))
+    .expect_code(0);
+    let t = assert_byte_exact(&db, &s3);
+    let (_, objects) = timeline(&s3);
+    let file = t.epochs[0].files.last().unwrap();
+    let archive = archived(file, &objects);
+    assert_eq!(archive, on_disk(&db, &file.name), "{}", file.name);
+    let kinds = event_kinds(&archive);
+    let annotations = kinds
+        .iter()
+        .filter(|k| **k == mysnap::binlog::event::kind::MARIADB_ANNOTATE_ROWS)
+        .count();
+    // One for each INSERT and one for the UPDATE.
+    assert!(
+        annotations >= 31,
+        "{annotations} Annotate_rows events in {kinds:?}"
+    );
+}
+
 #[test]
 fn bad_setups_are_refused_with_their_exit_codes() {
     let db = server();

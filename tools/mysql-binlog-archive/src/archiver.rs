@@ -182,6 +182,7 @@ impl Session<'_> {
         let connection = connection.clone().with_read_timeout(read_timeout);
         let connection_name = connection.describe();
         let server_id = self.job.server_id;
+        let tls = connection.tls_requested()?;
         let (conn, server) = tokio::task::spawn_blocking(move || {
             let mut conn = source::connect(&connection)?;
             let server = source::inspect(&mut conn, server_id, first)?;
@@ -264,6 +265,7 @@ impl Session<'_> {
             position: self.expected,
             heartbeat: self.job.heartbeat,
             follow: self.job.follow,
+            tls,
         };
         let flavor = server.flavor;
         self.server = Some(server);

@@ -4,6 +4,7 @@
 //! backup. The archive itself is the state: a restart reads where it ends.
 
 mod archiver;
+mod dump;
 mod locate;
 mod metrics;
 mod segment;

@@ -2,13 +2,16 @@
 //! logs), and the replication stream, read on a thread of its own and
 //! handed over as raw events.
 //!
-//! The stream is the mysql crate's, which parses each event. The archive
-//! keeps the bytes exactly as the server sent them: they are put back
-//! together from the parsed header, body and stored checksum, and then
-//! checked again here (length and CRC32) before they are used. A parser
-//! that panics on an odd event (the crate's does on a short one) ends
-//! the stream with an error, as a cut connection would.
+//! The stream is read from the connection's socket by `dump`, which hands
+//! over each event's bytes as sent. Over TLS the socket is not the
+//! protocol's, and the mysql crate's stream is used instead: it parses
+//! each event, and the bytes are put back together from the parsed
+//! header, body and stored checksum. Either way they are checked again
+//! (length and CRC32) before they are used. A parser that panics on an
+//! odd event (the crate's does on a short one) ends the stream with an
+//! error, as a cut connection would.
 
+use crate::dump;
 use mysnap::binlog::event::Checksum;
 use mysnap::mysql::{classify, ConnectOptions};
 use mysnap::{Error, Exit, Result};
@@ -197,6 +200,8 @@ pub struct Request {
     pub heartbeat: Duration,
     /// Wait for new events at the end (false: the server ends the stream).
     pub follow: bool,
+    /// The connection carries TLS: its socket cannot be read directly.
+    pub tls: bool,
 }
 
 /// Sets up the dump on `conn` and starts the thread that reads it.
@@ -213,6 +218,9 @@ pub fn start(
         "SET @master_heartbeat_period = {}",
         request.heartbeat.as_nanos()
     )];
+    // A replica that does not say it reads checksums gets the events
+    // without them: say that it reads the server's own.
+    setup.push("SET @master_binlog_checksum = @@global.binlog_checksum".to_string());
     if flavor == Flavor::Mariadb {
         // Events as they stand in the file: GTID events as GTID events (a
         // replica that says it cannot read them gets them rewritten).
@@ -221,6 +229,92 @@ pub fn start(
     for statement in &setup {
         conn.query_drop(statement)
             .map_err(|e| classify(e).context(statement.clone()))?;
+    }
+    let read = if request.tls {
+        crate_stream(conn, flavor, &request)?
+    } else {
+        socket_stream(conn, flavor, &request)?
+    };
+    let (tx, rx) = mpsc::channel(capacity);
+    std::thread::Builder::new()
+        .name("binlog-stream".into())
+        .spawn(move || {
+            let mut read = read;
+            loop {
+                let got = read();
+                let last = !matches!(got, Got::Event(_));
+                if tx.blocking_send(got).is_err() || last {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::new(Exit::Software, format!("cannot start a thread: {e}")))?;
+    Ok(rx)
+}
+
+/// Reads the next event of a started stream.
+type Read = Box<dyn FnMut() -> Got + Send>;
+
+/// The stream on the connection's own socket (`dump`): every event, as
+/// sent. The connection stays open, unused, as long as the stream.
+fn socket_stream(conn: Conn, flavor: Flavor, request: &Request) -> Result<Read> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor is conn's, and conn lives as long as this
+    // duplicate (it moves into the closure below).
+    let socket = unsafe { BorrowedFd::borrow_raw(conn.as_raw_fd()) }
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .map_err(|e| {
+            Error::new(
+                Exit::Software,
+                format!("cannot use the connection's socket: {e}"),
+            )
+        })?;
+    let mut flags = 0;
+    if !request.follow {
+        flags |= dump::NON_BLOCK;
+    }
+    if flavor == Flavor::Mariadb {
+        flags |= dump::SEND_ANNOTATE_ROWS;
+    }
+    let position = u32::try_from(request.position).map_err(|_| {
+        Error::new(
+            Exit::DataErr,
+            format!(
+                "position {} is past what COM_BINLOG_DUMP can ask for",
+                request.position
+            ),
+        )
+    })?;
+    let mut stream = dump::Dump::start(socket, request.server_id, &request.file, position, flags)
+        .map_err(|e| denied("starting the binlog dump", e, GRANTS))?;
+    Ok(Box::new(move || {
+        let _open = &conn;
+        match stream.next() {
+            Ok(dump::Packet::Event(bytes)) => Got::Event(bytes),
+            Ok(dump::Packet::End) => Got::End,
+            Err(e) => Got::Failed(stream_error(e)),
+        }
+    }))
+}
+
+/// The mysql crate's stream, for a connection whose socket carries TLS.
+/// It cannot ask MariaDB for Annotate_rows events, which MariaDB then
+/// leaves out: refuse a server that writes them, rather than archive a
+/// hole at every row-based transaction.
+fn crate_stream(mut conn: Conn, flavor: Flavor, request: &Request) -> Result<Read> {
+    if flavor == Flavor::Mariadb {
+        let annotate: Option<u32> = conn
+            .query_first("SELECT @@binlog_annotate_row_events")
+            .map_err(|e| classify(e).context("reading binlog_annotate_row_events"))?;
+        if annotate == Some(1) {
+            return Err(Error::new(
+                Exit::Config,
+                "over TLS this tool cannot ask MariaDB for its Annotate_rows events, and \
+                 binlog_annotate_row_events is ON: the archive would miss them; connect by \
+                 the socket or without TLS, or set binlog_annotate_row_events=OFF",
+            ));
+        }
     }
     let mut binlog_request = BinlogRequest::new(request.server_id)
         .with_filename(request.file.clone().into_bytes())
@@ -231,27 +325,17 @@ pub fn start(
     let mut stream = conn
         .get_binlog_stream(binlog_request)
         .map_err(|e| denied("starting the binlog dump", e, GRANTS))?;
-    let (tx, rx) = mpsc::channel(capacity);
-    std::thread::Builder::new()
-        .name("binlog-stream".into())
-        .spawn(move || loop {
-            let next = std::panic::catch_unwind(AssertUnwindSafe(|| stream.next()));
-            let got = match next {
-                Ok(Some(Ok(event))) => Got::Event(raw(&event)),
-                Ok(Some(Err(e))) => Got::Failed(stream_error(e)),
-                Ok(None) => Got::End,
-                Err(_) => Got::Failed(Error::new(
-                    Exit::DataErr,
-                    "the server sent an event that the binlog parser could not read",
-                )),
-            };
-            let last = !matches!(got, Got::Event(_));
-            if tx.blocking_send(got).is_err() || last {
-                return;
-            }
-        })
-        .map_err(|e| Error::new(Exit::Software, format!("cannot start a thread: {e}")))?;
-    Ok(rx)
+    Ok(Box::new(move || {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| stream.next())) {
+            Ok(Some(Ok(event))) => Got::Event(raw(&event)),
+            Ok(Some(Err(e))) => Got::Failed(stream_error(e)),
+            Ok(None) => Got::End,
+            Err(_) => Got::Failed(Error::new(
+                Exit::DataErr,
+                "the server sent an event that the binlog parser could not read",
+            )),
+        }
+    }))
 }
 
 fn stream_error(e: mysql::Error) -> Error {

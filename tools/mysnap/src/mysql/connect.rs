@@ -157,6 +157,12 @@ impl ConnectOptions {
         }
     }
 
+    /// Whether a connection asks for TLS (a socket never does). With
+    /// PREFERRED it may still end up in the clear.
+    pub fn tls_requested(&self) -> Result<bool> {
+        Ok(self.tcp_host().is_some() && self.ssl_mode()? != SslMode::Disabled)
+    }
+
     /// "socket /run/mysqld/mysqld.sock" or "host db1:3306", for messages.
     pub fn describe(&self) -> String {
         match self.tcp_host() {

@@ -9,6 +9,7 @@ mod mount;
 mod remove;
 mod repair;
 mod run;
+mod status;
 mod vglock;
 
 use create::{Request, SnapshotSize};
@@ -127,9 +128,9 @@ fn dispatch(args: Args, signals: &Signals) -> Result<()> {
         }
         "mount" => {
             count(&args, operands, 2, 2, "VG/SNAP and DIR")?;
-            mount_snapshot(&Name::parse(&operands[0])?, Path::new(&operands[1]))
+            mount::mount_snapshot(&Name::parse(&operands[0])?, Path::new(&operands[1]))
         }
-        "status" => status(&names(&args, operands, 1, 1, "VG/SNAP")?[0]),
+        "status" => status::status(&names(&args, operands, 1, 1, "VG/SNAP")?[0]),
         _ => {
             let tag = args.string("tag");
             if let Some(token) = &tag {
@@ -195,55 +196,6 @@ fn request(args: &Args, origins: Vec<Name>) -> Result<Request> {
         tags,
         replace: args.flag("replace"),
     })
-}
-
-/// A snapshot that exists, or exit 66; not an origin, or exit 65.
-fn snapshot(name: &Name) -> Result<lvm::Volume> {
-    let volumes = repair::repair(&name.vg)?.unwrap_or_default();
-    let volume = volumes
-        .into_iter()
-        .find(|v| v.name == *name)
-        .ok_or_else(|| Error::new(Exit::NoInput, format!("no snapshot {name}")))?;
-    if !volume.is_snapshot() {
-        return Err(Error::new(
-            Exit::DataErr,
-            format!("{name} is not a snapshot"),
-        ));
-    }
-    Ok(volume)
-}
-
-fn status(name: &Name) -> Result<()> {
-    let snapshot = snapshot(name)?;
-    let origin = format!("{}/{}", name.vg, snapshot.origin.as_deref().unwrap_or("?"));
-    if snapshot.is_invalid() {
-        return Err(Error::new(
-            Exit::DataErr,
-            format!("{name} overflowed and is invalid: its copy of {origin} is lost"),
-        ));
-    }
-    match snapshot.percent {
-        Some(percent) => println!(
-            "{name}: {percent:.2}% of {} used, snapshot of {origin}",
-            mysnap::quantity::format_size(snapshot.size)
-        ),
-        None => println!("{name}: inactive snapshot of {origin}"),
-    }
-    Ok(())
-}
-
-fn mount_snapshot(name: &Name, dir: &Path) -> Result<()> {
-    let snapshot = snapshot(name)?;
-    if snapshot.is_invalid() {
-        return Err(Error::new(
-            Exit::DataErr,
-            format!("{name} overflowed: not mounting it"),
-        ));
-    }
-    let fs = mount::mount(Path::new(&snapshot.path()), dir)?;
-    log::info!("mounted {name} ({fs}) read-only on {}", dir.display());
-    println!("{}", dir.display());
-    Ok(())
 }
 
 #[cfg(test)]

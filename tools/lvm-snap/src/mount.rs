@@ -1,5 +1,7 @@
 //! Mounting a snapshot read-only, and finding where it is mounted.
 
+use crate::lvm::Name;
+use crate::repair;
 use mysnap::error::IoContext;
 use mysnap::{Error, Exit, Result};
 use nix::mount::{MntFlags, MsFlags};
@@ -55,6 +57,22 @@ impl std::fmt::Display for Filesystem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.mount_options().0)
     }
+}
+
+/// `mount`: mounts the snapshot `name` on `dir` (not one that overflowed)
+/// and prints `dir`.
+pub fn mount_snapshot(name: &Name, dir: &Path) -> Result<()> {
+    let snapshot = repair::snapshot(name)?;
+    if snapshot.is_invalid() {
+        return Err(Error::new(
+            Exit::DataErr,
+            format!("{name} overflowed: not mounting it"),
+        ));
+    }
+    let fs = mount(Path::new(&snapshot.path()), dir)?;
+    log::info!("mounted {name} ({fs}) read-only on {}", dir.display());
+    println!("{}", dir.display());
+    Ok(())
 }
 
 /// Mounts `device` on `dir`, read-only, without devices or setuid.

@@ -40,7 +40,7 @@
 //! nothing holds them: LVM's metadata, read under its lock, disowns them.
 
 use crate::dm::{self, Device, Kind, Table};
-use crate::lvm::{self, Volume};
+use crate::lvm::{self, Name, Volume};
 use crate::vglock::{self, VgLock};
 use mysnap::{Error, Exit, Result};
 use std::collections::{HashMap, HashSet};
@@ -79,6 +79,23 @@ pub fn repair(vg: &str) -> Result<Option<Vec<Volume>>> {
         apply(vg, &plan.steps)?;
     }
     Ok(Some(volumes))
+}
+
+/// A snapshot that exists (its group repaired first), or exit 66; not an
+/// origin, or exit 65.
+pub fn snapshot(name: &Name) -> Result<Volume> {
+    let volumes = repair(&name.vg)?.unwrap_or_default();
+    let volume = volumes
+        .into_iter()
+        .find(|v| v.name == *name)
+        .ok_or_else(|| Error::new(Exit::NoInput, format!("no snapshot {name}")))?;
+    if !volume.is_snapshot() {
+        return Err(Error::new(
+            Exit::DataErr,
+            format!("{name} is not a snapshot"),
+        ));
+    }
+    Ok(volume)
 }
 
 fn looks_wrong(device: &Device, volumes: &[Volume]) -> bool {

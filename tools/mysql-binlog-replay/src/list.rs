@@ -2,7 +2,7 @@
 //! metadata of the first and last segment of each whole stretch say it.
 
 use crate::target::show_time;
-use mysnap::binlog::layout::{File, SegmentMeta, Timeline, DIR};
+use mysnap::binlog::layout::{File, SegmentMeta, DIR};
 use mysnap::quantity::format_size;
 use mysnap::s3::Client;
 use mysnap::Result;
@@ -49,7 +49,9 @@ async fn stretch_line(client: &Client, files: &[File]) -> Result<String> {
     ))
 }
 
-pub async fn print(client: &Client, timeline: &Timeline) -> Result<()> {
+/// Lists the archive under `prefix` and prints each epoch's window.
+pub async fn print(client: &Client, prefix: &str) -> Result<()> {
+    let timeline = crate::replay::timeline(client, prefix).await?;
     if timeline.epochs.is_empty() {
         log::info!("no binlog segments in the archive");
     }

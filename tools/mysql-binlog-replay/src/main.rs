@@ -11,23 +11,21 @@ mod list;
 mod plan;
 mod replay;
 mod scan;
+mod server;
 mod target;
 
 use mysnap::binlog::layout::file_number;
 use mysnap::cli::{Args, Cli};
 use mysnap::mysql::ConnectOptions;
-use mysnap::quantity::{format_rate, format_size, parse_size, KIB, MIB};
+use mysnap::quantity::{parse_size, KIB, MIB};
 use mysnap::s3::{self, Client, S3Url, Settings};
 use mysnap::signals::Signals;
 use mysnap::{Error, Exit, Result};
-use mysql::prelude::Queryable;
 use nix::sys::signal::Signal;
-use replay::{Job, Ready};
-use scan::Applied;
+use replay::Job;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
-use target::{show_time, Position, Target};
+use target::{Position, Target};
 
 const SYNOPSIS: &str = "mysql-binlog-replay [OPTIONS] (--from FILE:POS | --from-file FILE) --until TARGET s3://BUCKET/PREFIX/
        mysql-binlog-replay [OPTIONS] --list s3://BUCKET/PREFIX/";
@@ -124,6 +122,7 @@ fn main() {
     );
 }
 
+/// The runtime the S3 work runs on: --list's, and a replay's fetching.
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new()
         .map_err(|e| Error::new(Exit::Software, format!("cannot start runtime: {e}")))
@@ -140,55 +139,20 @@ fn run(args: Args, signals: Signals) -> Result<()> {
             return Err(args.usage("--list takes no --from, --from-file, --until or --dry-run"));
         }
         let client = Client::new(&Settings::from_args(&args)?, &url.bucket)?;
-        return runtime()?.block_on(async {
-            let timeline = replay::timeline(&client, &prefix).await?;
-            list::print(&client, &timeline).await
-        });
+        return runtime()?.block_on(list::print(&client, &prefix));
     }
     let job = job(&args)?;
-    let dry_run = args.flag("dry-run");
     let settings = Settings::from_args(&args)?;
     let client = Arc::new(Client::new(&settings, &url.bucket)?);
-    // The server is asked first: a refused login fails before any download.
-    let (tools, server) = if dry_run {
-        (None, None)
+    let apply = if args.flag("dry-run") {
+        None
     } else {
-        (
-            Some(apply::Tools::from_args(&args)?),
-            Some(preflight(&args)?),
-        )
+        Some((
+            apply::Tools::from_args(&args)?,
+            ConnectOptions::from_args(&args, "mysql")?,
+        ))
     };
-    let ready = runtime()?.block_on(replay::prepare(&job, client, &prefix, &signals))?;
-    let (Some(tools), Some(server)) = (tools, server) else {
-        print_plan(&job, &ready);
-        return Ok(());
-    };
-    if ready.transactions == 0 {
-        println!(
-            "nothing to apply: the first transaction after {} is at or past {}",
-            job.from, job.target
-        );
-        return Ok(());
-    }
-    check_not_applied(&server, ready.first_gtid.as_deref())?;
-    signals.check()?;
-    let started = Instant::now();
-    apply::run(&tools, job.from.position, &ready.paths(), &signals)?;
-    let elapsed = started.elapsed();
-    log::info!(
-        "applied {} transactions ({} of binlog, {} to {}) in {:.1}s: {}, {:.0} transactions/s",
-        ready.transactions,
-        format_size(ready.bytes()),
-        job.from,
-        ready.stop,
-        elapsed.as_secs_f64(),
-        format_rate(ready.bytes(), elapsed),
-        ready.transactions as f64 / elapsed.as_secs_f64().max(1e-6)
-    );
-    if let Some(last) = &ready.last {
-        println!("last applied: {}", describe(last));
-    }
-    Ok(())
+    replay::run(&job, client, &prefix, apply, &signals)
 }
 
 fn job(args: &Args) -> Result<Job> {
@@ -225,89 +189,4 @@ fn job(args: &Args) -> Result<Job> {
         budget,
         tmpdir: args.string("tmpdir").map(PathBuf::from),
     })
-}
-
-/// Connects as the client will (its option groups), so that a server
-/// out of reach (69) or a refused login (77) is said before anything is
-/// fetched. Returns MariaDB's gtid_current_pos, if the server is one.
-fn preflight(args: &Args) -> Result<Option<String>> {
-    let options = ConnectOptions::from_args(args, "mysql")?;
-    let mut conn = options.connect()?;
-    let version: String = conn
-        .query_first("SELECT VERSION()")
-        .map_err(|e| mysnap::mysql::classify(e).context("reading the server's version"))?
-        .unwrap_or_default();
-    log::info!("applying to {} ({version})", options.describe());
-    if !version.contains("MariaDB") {
-        return Ok(None);
-    }
-    conn.query_first("SELECT @@gtid_current_pos")
-        .map_err(|e| mysnap::mysql::classify(e).context("reading gtid_current_pos"))
-}
-
-/// A server whose GTID position already holds the first transaction to
-/// apply (same domain and server, as far or further) has these events:
-/// applying them again would duplicate rows. Refuse, naming both.
-fn check_not_applied(server: &Option<String>, first: Option<&str>) -> Result<()> {
-    let parse = |g: &str| -> Option<(u32, u32, u64)> {
-        let mut parts = g.trim().split('-');
-        let parsed = (
-            parts.next()?.parse().ok()?,
-            parts.next()?.parse().ok()?,
-            parts.next()?.parse().ok()?,
-        );
-        parts.next().is_none().then_some(parsed)
-    };
-    let (Some(position), Some((domain, id, seq))) = (server, first.and_then(parse)) else {
-        return Ok(());
-    };
-    match position
-        .split(',')
-        .filter_map(parse)
-        .find(|&(d, s, n)| d == domain && s == id && n >= seq)
-    {
-        Some((d, s, n)) => Err(Error::new(
-            Exit::DataErr,
-            format!(
-                "the server's gtid_current_pos has {d}-{s}-{n}, at or past {}, the first \
-                 transaction to apply: it holds these events already; check --from",
-                first.unwrap_or_default()
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn describe(last: &Applied) -> String {
-    format!(
-        "{}, GTID {}, {}",
-        show_time(i64::from(last.time)),
-        last.gtid.as_deref().unwrap_or("none"),
-        last.end
-    )
-}
-
-fn print_plan(job: &Job, ready: &Ready) {
-    println!("epoch {}", ready.epoch);
-    for f in &ready.files {
-        println!(
-            "{}  {}..{}  ({})",
-            f.name,
-            f.from,
-            f.to,
-            list::counted(f.segments, "segment")
-        );
-    }
-    println!(
-        "would apply {} transactions, {} of binlog, {} to {} (target {})",
-        ready.transactions,
-        format_size(ready.bytes()),
-        job.from,
-        ready.stop,
-        job.target
-    );
-    if let Some(last) = &ready.last {
-        println!("last to apply: {}", describe(last));
-    }
-    log::debug!("rebuilt in {}", ready.dir.path().display());
 }

@@ -1,15 +1,21 @@
-//! A replay's first half, which changes nothing: list the archive, plan,
+//! One replay. Its first half changes nothing: list the archive, plan,
 //! fetch and verify the segments, rebuild the binlog files in a private
 //! directory, and find the exact stop. Only once all of it is done, and
-//! the archive is known to cover the range, is anything applied.
+//! the archive is known to cover the range, is anything applied; a dry
+//! run prints the plan instead.
 
+use crate::apply::{self, Tools};
 use crate::fetch::Fetcher;
+use crate::list;
 use crate::plan::{self, Plan};
 use crate::scan::{Applied, Scanner};
+use crate::server;
 use crate::target::{show_time, Position, Target};
 use mysnap::binlog::event::{FIRST_EVENT, MAGIC};
 use mysnap::binlog::layout::{Timeline, DIR};
 use mysnap::error::IoContext;
+use mysnap::mysql::ConnectOptions;
+use mysnap::quantity::{format_rate, format_size};
 use mysnap::s3::Client;
 use mysnap::signals::Signals;
 use mysnap::{Error, Exit, Result};
@@ -17,7 +23,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Job {
     pub from: Position,
@@ -65,6 +71,79 @@ impl Ready {
             .map(|f| f.path.clone())
             .collect()
     }
+}
+
+/// Replays `job` from the archive under `prefix`. Given `apply` (the
+/// tools, and how to reach the server), applies it; without (a dry run),
+/// prints the plan.
+pub fn run(
+    job: &Job,
+    client: Arc<Client>,
+    prefix: &str,
+    apply: Option<(Tools, ConnectOptions)>,
+    signals: &Signals,
+) -> Result<()> {
+    // The server is asked first: a refused login fails before any download.
+    let apply = match apply {
+        Some((tools, options)) => Some((tools, server::preflight(&options)?)),
+        None => None,
+    };
+    let ready = crate::runtime()?.block_on(prepare(job, client, prefix, signals))?;
+    let Some((tools, gtid_position)) = apply else {
+        print_plan(job, &ready);
+        return Ok(());
+    };
+    if ready.transactions == 0 {
+        println!(
+            "nothing to apply: the first transaction after {} is at or past {}",
+            job.from, job.target
+        );
+        return Ok(());
+    }
+    server::check_not_applied(&gtid_position, ready.first_gtid.as_deref())?;
+    signals.check()?;
+    let started = Instant::now();
+    apply::run(&tools, job.from.position, &ready.paths(), signals)?;
+    let elapsed = started.elapsed();
+    log::info!(
+        "applied {} transactions ({} of binlog, {} to {}) in {:.1}s: {}, {:.0} transactions/s",
+        ready.transactions,
+        format_size(ready.bytes()),
+        job.from,
+        ready.stop,
+        elapsed.as_secs_f64(),
+        format_rate(ready.bytes(), elapsed),
+        ready.transactions as f64 / elapsed.as_secs_f64().max(1e-6)
+    );
+    if let Some(last) = &ready.last {
+        println!("last applied: {last}");
+    }
+    Ok(())
+}
+
+fn print_plan(job: &Job, ready: &Ready) {
+    println!("epoch {}", ready.epoch);
+    for f in &ready.files {
+        println!(
+            "{}  {}..{}  ({})",
+            f.name,
+            f.from,
+            f.to,
+            list::counted(f.segments, "segment")
+        );
+    }
+    println!(
+        "would apply {} transactions, {} of binlog, {} to {} (target {})",
+        ready.transactions,
+        format_size(ready.bytes()),
+        job.from,
+        ready.stop,
+        job.target
+    );
+    if let Some(last) = &ready.last {
+        println!("last to apply: {last}");
+    }
+    log::debug!("rebuilt in {}", ready.dir.path().display());
 }
 
 pub async fn timeline(client: &Client, prefix: &str) -> Result<Timeline> {

@@ -9,7 +9,7 @@
 //! rotation, GTID lists) are in no transaction. Every event is checked:
 //! whole, its CRC, and starting where the one before it ended.
 
-use crate::target::{Position, Target};
+use crate::target::{show_time, Position, Target};
 use mysnap::binlog::event::{kind, Checksum, Event, Header, Role, FIRST_EVENT, HEADER_LEN};
 use mysnap::{Error, Exit, Result};
 
@@ -21,6 +21,19 @@ pub struct Applied {
     pub time: u32,
     /// Where it ends: the next transaction's coordinates.
     pub end: Position,
+}
+
+/// As the plan and the last line print it: time, GTID, end.
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, GTID {}, {}",
+            show_time(i64::from(self.time)),
+            self.gtid.as_deref().unwrap_or("none"),
+            self.end
+        )
+    }
 }
 
 /// How an open transaction ends.

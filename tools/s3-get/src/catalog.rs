@@ -1,6 +1,11 @@
-//! Which objects under a prefix are backups, and which is the newest.
+//! Which objects under a prefix are backups, and which is the newest:
+//! what --list prints and --latest downloads.
 
-use mysnap::s3::ObjectInfo;
+use mysnap::quantity::format_size;
+use mysnap::s3::{Client, ObjectInfo, S3Url};
+use mysnap::{Error, Exit, Result};
+
+type Moment = chrono::DateTime<chrono::Utc>;
 
 /// Sidecars, folder markers and the binlog archive beside the backups
 /// (PREFIX/binlog/) are not backups.
@@ -27,7 +32,7 @@ pub fn backups(prefix: &str, objects: Vec<ObjectInfo>) -> Vec<ObjectInfo> {
 
 /// When a backup was taken: the time its name records (the default
 /// `%Y%m%dT%H%M%SZ`), else when it was stored.
-pub fn taken(prefix: &str, object: &ObjectInfo) -> Option<chrono::DateTime<chrono::Utc>> {
+pub fn taken(prefix: &str, object: &ObjectInfo) -> Option<Moment> {
     let name = object.key.strip_prefix(prefix).unwrap_or(&object.key);
     let name = name.rsplit('/').next().unwrap_or(name);
     mysnap::moment::named_time(name).or_else(|| {
@@ -39,19 +44,73 @@ pub fn taken(prefix: &str, object: &ObjectInfo) -> Option<chrono::DateTime<chron
 
 /// The backups taken at or before `before` (all without it); with it,
 /// ordered by when they were taken.
-pub fn before(
-    prefix: &str,
-    backups: Vec<ObjectInfo>,
-    before: Option<chrono::DateTime<chrono::Utc>>,
-) -> Vec<ObjectInfo> {
+pub fn before(prefix: &str, backups: Vec<ObjectInfo>, before: Option<Moment>) -> Vec<ObjectInfo> {
     let Some(limit) = before else { return backups };
-    let mut kept: Vec<(chrono::DateTime<chrono::Utc>, ObjectInfo)> = backups
+    let mut kept: Vec<(Moment, ObjectInfo)> = backups
         .into_iter()
         .filter_map(|o| Some((taken(prefix, &o)?, o)))
         .filter(|(t, _)| *t <= limit)
         .collect();
     kept.sort_by_key(|(t, _)| *t);
     kept.into_iter().map(|(_, o)| o).collect()
+}
+
+/// The backups listed under `prefix` (taken by `before`, if given), oldest first.
+async fn listed(
+    client: &Client,
+    prefix: &S3Url,
+    before: Option<Moment>,
+) -> Result<Vec<ObjectInfo>> {
+    Ok(self::before(
+        &prefix.key,
+        backups(&prefix.key, client.list(&prefix.key).await?),
+        before,
+    ))
+}
+
+/// --list: the backups under `prefix`, oldest first, one a line: time,
+/// size in bytes, URL.
+pub async fn print(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<()> {
+    let found = listed(client, prefix, before).await?;
+    if found.is_empty() {
+        log::info!("no backups under {prefix}");
+    }
+    for object in found {
+        println!(
+            "{}  {:>14}  {}",
+            object.last_modified,
+            object.size,
+            client.url(&object.key)
+        );
+    }
+    Ok(())
+}
+
+/// --latest: the newest backup under `prefix`, as HEAD says it is now.
+pub async fn newest(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<ObjectInfo> {
+    let found = listed(client, prefix, before).await?;
+    let newest = found.into_iter().last().ok_or_else(|| {
+        let when =
+            before.map(|t| format!(" taken at or before {}", t.format("%Y-%m-%d %H:%M:%S UTC")));
+        Error::new(
+            Exit::NoInput,
+            format!("no backups under {prefix}{}", when.unwrap_or_default()),
+        )
+    })?;
+    log::info!(
+        "newest backup under {prefix}: {} ({}, {})",
+        client.url(&newest.key),
+        newest.last_modified,
+        format_size(newest.size)
+    );
+    // The listing's ETag and size are what HEAD says too; HEAD once more so
+    // the download is pinned to the object as it is now.
+    client.head(&newest.key).await?.ok_or_else(|| {
+        Error::new(
+            Exit::TempFail,
+            format!("{} vanished while being read", client.url(&newest.key)),
+        )
+    })
 }
 
 #[cfg(test)]

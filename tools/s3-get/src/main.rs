@@ -3,16 +3,13 @@
 
 mod catalog;
 mod download;
+mod get;
 
-use download::Sink;
 use mysnap::cli::{Args, Cli};
-use mysnap::quantity::{format_rate, format_size, parse_size, KIB, MIB};
-use mysnap::s3::{self, Client, ObjectInfo, S3Url, Settings};
+use mysnap::quantity::{parse_size, KIB, MIB};
+use mysnap::s3::{self, Client, S3Url, Settings};
 use mysnap::{Error, Exit, Result};
 use std::io::IsTerminal;
-
-type Moment = chrono::DateTime<chrono::Utc>;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 
 const SYNOPSIS: &str = "s3-get [OPTIONS] s3://BUCKET/KEY
@@ -86,143 +83,13 @@ fn run(args: Args) -> Result<()> {
         .map_err(|e| Error::new(Exit::Software, format!("cannot start runtime: {e}")))?;
     runtime.block_on(async {
         if list {
-            return print_list(&client, &url, before).await;
+            return catalog::print(&client, &url, before).await;
         }
         let object = if latest {
-            newest(&client, &url, before).await?
+            catalog::newest(&client, &url, before).await?
         } else {
-            client
-                .head(&url.key)
-                .await?
-                .ok_or_else(|| Error::new(Exit::NoInput, format!("{url}: no such key")))?
+            get::object(&client, &url).await?
         };
-        get(client, object, part, jobs, !args.flag("no-verify")).await
+        get::get(client, object, part, jobs, !args.flag("no-verify")).await
     })
-}
-
-async fn print_list(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<()> {
-    let found = catalog::before(
-        &prefix.key,
-        catalog::backups(&prefix.key, client.list(&prefix.key).await?),
-        before,
-    );
-    if found.is_empty() {
-        log::info!("no backups under {prefix}");
-    }
-    for object in found {
-        println!(
-            "{}  {:>14}  {}",
-            object.last_modified,
-            object.size,
-            client.url(&object.key)
-        );
-    }
-    Ok(())
-}
-
-async fn newest(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<ObjectInfo> {
-    let found = catalog::before(
-        &prefix.key,
-        catalog::backups(&prefix.key, client.list(&prefix.key).await?),
-        before,
-    );
-    let newest = found.into_iter().last().ok_or_else(|| {
-        let when =
-            before.map(|t| format!(" taken at or before {}", t.format("%Y-%m-%d %H:%M:%S UTC")));
-        Error::new(
-            Exit::NoInput,
-            format!("no backups under {prefix}{}", when.unwrap_or_default()),
-        )
-    })?;
-    log::info!(
-        "newest backup under {prefix}: {} ({}, {})",
-        client.url(&newest.key),
-        newest.last_modified,
-        format_size(newest.size)
-    );
-    // The listing's ETag and size are what HEAD says too; HEAD once more so
-    // the download is pinned to the object as it is now.
-    client.head(&newest.key).await?.ok_or_else(|| {
-        Error::new(
-            Exit::TempFail,
-            format!("{} vanished while being read", client.url(&newest.key)),
-        )
-    })
-}
-
-/// The SHA-256 the sidecar records, or None when there is no sidecar.
-async fn expected_sha256(client: &Client, key: &str) -> Result<Option<String>> {
-    let sidecar = format!("{key}.sha256");
-    let Some(text) = client.get_small(&sidecar).await? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&text);
-    let sum = text
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if sum.len() != 64 || !sum.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(Error::new(
-            Exit::DataErr,
-            format!("{}: not a SHA-256 sidecar", client.url(&sidecar)),
-        ));
-    }
-    Ok(Some(sum))
-}
-
-async fn get(
-    client: Arc<Client>,
-    object: ObjectInfo,
-    part: u64,
-    jobs: usize,
-    verify: bool,
-) -> Result<()> {
-    let url = client.url(&object.key);
-    let expected = if verify {
-        let sum = expected_sha256(&client, &object.key).await?;
-        if sum.is_none() {
-            log::warn!("{url} has no .sha256 sidecar: its content cannot be verified");
-        }
-        sum
-    } else {
-        None
-    };
-    let stdout = std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::new(Exit::IoErr, format!("cannot use stdout: {e}")))?;
-    let sink = Sink::new(Box::new(std::fs::File::from(stdout)));
-    let mut progress = mysnap::progress::Progress::new("downloaded", Some(object.size));
-    let sink = download::download(client.clone(), &object, part, jobs, sink, &mut progress).await?;
-    progress.finish();
-    let elapsed = progress.elapsed();
-    let bytes = sink.bytes;
-    if bytes != object.size {
-        return Err(Error::new(
-            Exit::DataErr,
-            format!("{url}: got {bytes} bytes, expected {}", object.size),
-        ));
-    }
-    let actual = sink.sha256();
-    let verdict = match expected {
-        Some(expected) if expected != actual => {
-            return Err(Error::new(
-                Exit::DataErr,
-                format!(
-                "{url}: SHA-256 mismatch: the data hashes to {actual}, the sidecar says {expected}"
-            ),
-            ))
-        }
-        Some(_) => "SHA-256 verified",
-        None => "not verified",
-    };
-    log::info!(
-        key = url.to_string().as_str(), bytes = bytes, duration_ms = elapsed.as_millis() as u64, sha256 = actual.as_str();
-        "read {url}: {} in {:.1}s ({}), {verdict}",
-        format_size(bytes),
-        elapsed.as_secs_f64(),
-        format_rate(bytes, elapsed)
-    );
-    Ok(())
 }

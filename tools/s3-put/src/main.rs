@@ -3,12 +3,12 @@
 
 mod cleanup;
 mod commit;
+mod object;
 mod plan;
 mod put;
 mod state;
 mod upload;
 
-use chrono::format::{Item, StrftimeItems};
 use mysnap::cli::{Args, Cli};
 use mysnap::quantity::{format_size, parse_size, MIB};
 use mysnap::s3::{self, Client, Settings};
@@ -90,7 +90,7 @@ fn run(args: Args) -> Result<()> {
         return runtime.block_on(cleanup::abort_from(&settings, &path));
     }
     let url = s3::S3Url::parse(&args.operands(1, 1, "s3://BUCKET/KEY")?[0])?.require_key()?;
-    let key = expand_key(&url.key, chrono::Utc::now())?;
+    let key = object::expand_key(&url.key, chrono::Utc::now())?;
     let base = args.value("part-size", 16 * MIB, parse_size)?;
     let plan = match args.value("expected-size", None, |t| parse_size(t).map(Some))? {
         Some(expected) => PartPlan::for_expected(base, expected)?,
@@ -112,7 +112,7 @@ fn run(args: Args) -> Result<()> {
         content_type: args
             .string("content-type")
             .unwrap_or_else(|| "application/octet-stream".to_string()),
-        headers: object_headers(&args)?,
+        headers: object::headers(&args)?,
         commit_headers: if args.flag("overwrite") {
             http::HeaderMap::new()
         } else {
@@ -130,43 +130,6 @@ fn run(args: Args) -> Result<()> {
         args.flag("overwrite"),
         args.command,
     ))
-}
-
-/// Storage class and encryption headers, checked before anything is sent.
-fn object_headers(args: &Args) -> Result<http::HeaderMap> {
-    let mut pairs = Vec::new();
-    if let Some(class) = args.string("storage-class") {
-        pairs.push(("x-amz-storage-class", class));
-    }
-    let kms_key = args.string("sse-kms-key-id");
-    match args.string("sse").as_deref() {
-        None if kms_key.is_some() => return Err(args.usage("--sse-kms-key-id needs --sse aws:kms")),
-        None => {}
-        Some("AES256") if kms_key.is_some() => {
-            return Err(args.usage("--sse-kms-key-id needs --sse aws:kms"))
-        }
-        Some(algorithm @ ("AES256" | "aws:kms")) => {
-            pairs.push(("x-amz-server-side-encryption", algorithm.to_string()));
-            if let Some(id) = kms_key {
-                pairs.push(("x-amz-server-side-encryption-aws-kms-key-id", id));
-            }
-        }
-        Some(other) => {
-            return Err(args.usage(format!("--sse must be AES256 or aws:kms, not '{other}'")))
-        }
-    }
-    s3::headers(&pairs)
-}
-
-/// Expands strftime patterns in the key, in UTC.
-fn expand_key(template: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
-    let items: Vec<Item> = StrftimeItems::new(template).collect();
-    if items.iter().any(|item| matches!(item, Item::Error)) {
-        return Err(Error::usage(format!(
-            "invalid strftime pattern in key '{template}'"
-        )));
-    }
-    Ok(now.format_with_items(items.into_iter()).to_string())
 }
 
 /// The tests' hook: `MYSNAP_TEST_PARTS_PER_STEP` makes the part size
@@ -187,43 +150,4 @@ fn test_parts_per_step() -> Result<Option<u32>> {
 #[cfg(not(debug_assertions))]
 fn test_parts_per_step() -> Result<Option<u32>> {
     Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn key_patterns_expand_in_utc() {
-        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 23, 1, 2, 3).unwrap();
-        assert_eq!(
-            expand_key("db1/%Y%m%dT%H%M%SZ.tar.gz", now).unwrap(),
-            "db1/20261123T010203Z.tar.gz"
-        );
-        assert_eq!(expand_key("plain/key", now).unwrap(), "plain/key");
-        assert_eq!(expand_key("100%%", now).unwrap(), "100%");
-        assert_eq!(expand_key("bad/%Q", now).unwrap_err().code(), 64);
-    }
-
-    #[test]
-    fn encryption_options_are_checked() {
-        let parse = |argv: &[&str]| {
-            let args = cli()
-                .parse_from(argv.iter().map(|s| s.to_string()).collect())
-                .unwrap();
-            object_headers(&args)
-        };
-        assert!(parse(&["--sse", "AES256"]).is_ok());
-        let kms = parse(&["--sse", "aws:kms", "--sse-kms-key-id", "k1"]).unwrap();
-        assert_eq!(kms["x-amz-server-side-encryption-aws-kms-key-id"], "k1");
-        assert_eq!(parse(&["--sse", "DES"]).unwrap_err().code(), 64);
-        assert_eq!(
-            parse(&["--sse", "AES256", "--sse-kms-key-id", "k"])
-                .unwrap_err()
-                .code(),
-            64
-        );
-        assert_eq!(parse(&["--sse-kms-key-id", "k"]).unwrap_err().code(), 64);
-    }
 }

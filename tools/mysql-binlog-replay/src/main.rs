@@ -11,9 +11,9 @@ mod list;
 mod plan;
 mod replay;
 mod scan;
-mod target;
 
 use mysnap::binlog::layout::file_number;
+use mysnap::binlog::target::{show_time, Position, Target};
 use mysnap::cli::{Args, Cli};
 use mysnap::mysql::ConnectOptions;
 use mysnap::quantity::{format_rate, format_size, parse_size, KIB, MIB};
@@ -27,7 +27,6 @@ use scan::Applied;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use target::{show_time, Position, Target};
 
 const SYNOPSIS: &str = "mysql-binlog-replay [OPTIONS] (--from FILE:POS | --from-file FILE) --until TARGET s3://BUCKET/PREFIX/
        mysql-binlog-replay [OPTIONS] --list s3://BUCKET/PREFIX/";

@@ -6,9 +6,9 @@
 use crate::fetch::Fetcher;
 use crate::plan::{self, Plan};
 use crate::scan::{Applied, Scanner};
-use crate::target::{show_time, Position, Target};
 use mysnap::binlog::event::{FIRST_EVENT, MAGIC};
 use mysnap::binlog::layout::{Timeline, DIR};
+use mysnap::binlog::target::{show_time, Position, Target};
 use mysnap::error::IoContext;
 use mysnap::s3::Client;
 use mysnap::signals::Signals;

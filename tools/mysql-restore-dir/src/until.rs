@@ -1,0 +1,399 @@
+//! --until: point-in-time recovery in one command, composed with
+//! mysql-binlog-replay run as a child. Before the swap, the replay's
+//! --dry-run checks that the binlog archive covers the staged backup's
+//! coordinates to TARGET, so a restore that cannot reach TARGET changes
+//! nothing. Once the server answers on the restored data, the replay
+//! applies the binlog for real, and the report says where it stopped.
+
+use crate::server::Control;
+use mysnap::archive::Manifest;
+use mysnap::binlog::target::Target;
+use mysnap::cli::Args;
+use mysnap::signals::Signals;
+use mysnap::{child, Error, Exit, Result};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const REPLAY: &str = "mysql-binlog-replay";
+
+/// The options of this command line that the replay takes as they are:
+/// where the server is and as whom to connect (never a secret), and how
+/// much to log.
+const CONNECTION: [&str; 10] = [
+    "defaults-file",
+    "defaults-extra-file",
+    "socket",
+    "host",
+    "port",
+    "user",
+    "ssl-mode",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+];
+
+/// Where the restore stops, and how the replay is run.
+pub struct Until {
+    /// TARGET as given: the replay parses it again.
+    given: String,
+    /// TARGET as the messages show it.
+    target: Target,
+    exclusive: bool,
+    /// s3://BUCKET/PREFIX/ of mysql-binlog-archive.
+    archive: String,
+    tool: PathBuf,
+    /// This command line's connection and logging options.
+    forwarded: Vec<String>,
+}
+
+/// How a replay run ended.
+struct Ran {
+    status: std::process::ExitStatus,
+    stopped: Option<nix::sys::signal::Signal>,
+    /// Its stdout, when captured.
+    stdout: String,
+    /// Its last line on stderr, without the tool's name.
+    said: Option<String>,
+}
+
+impl Until {
+    /// --until and its companions, refused (64) where they cannot work.
+    pub fn from_args(args: &Args, control: &Control) -> Result<Option<Until>> {
+        let Some(given) = args.string("until") else {
+            if ["binlog-archive", "exclusive", "replay-tool"]
+                .iter()
+                .any(|o| args.matches.opt_present(o))
+            {
+                return Err(
+                    args.usage("--binlog-archive, --exclusive and --replay-tool go with --until")
+                );
+            }
+            return Ok(None);
+        };
+        let exclusive = args.flag("exclusive");
+        let target = Target::parse(&given, exclusive)
+            .map_err(|e| args.usage(format!("--until {}", e.message())))?;
+        if exclusive && !matches!(target, Target::Gtid { .. }) {
+            return Err(args.usage("--exclusive is for a GTID --until"));
+        }
+        let archive = args.string("binlog-archive").ok_or_else(|| {
+            args.usage("--until needs --binlog-archive s3://BUCKET/PREFIX/, where mysql-binlog-archive stores the binlog")
+        })?;
+        let bucket = archive
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split('/').next());
+        if bucket.map_or(true, str::is_empty) {
+            return Err(args.usage(format!(
+                "--binlog-archive '{archive}': not s3://BUCKET/PREFIX/"
+            )));
+        }
+        let refused = [
+            (
+                matches!(control, Control::NoServer),
+                "--until needs a server to replay into: use --service or --stop-cmd and --start-cmd",
+            ),
+            (
+                args.flag("in-place"),
+                "--until and --in-place exclude each other: the archive must be checked against \
+                 the backup's coordinates before the server stops",
+            ),
+            (
+                args.flag("as-replica"),
+                "--until and --as-replica exclude each other: a new replica catches up through \
+                 replication, from the backup's coordinates",
+            ),
+            (
+                args.flag("no-manifest"),
+                "--until needs the coordinates in the archive's manifest: drop --no-manifest",
+            ),
+        ];
+        if let Some((_, why)) = refused.iter().find(|(refuse, _)| *refuse) {
+            return Err(args.usage(*why));
+        }
+        Ok(Some(Until {
+            given,
+            target,
+            exclusive,
+            archive,
+            tool: find_tool(args.string("replay-tool"))?,
+            forwarded: forwarded(args),
+        }))
+    }
+
+    /// Before the swap: the replay's dry run, from the staged backup's
+    /// coordinates to TARGET. Fails with the replay's code and what it
+    /// said (the window the archive covers) when it cannot be done.
+    pub fn check(&self, manifest: Option<&Manifest>, signals: &Signals) -> Result<()> {
+        let from = from(manifest)?;
+        let ran = self.run(&from, &["-q", "--dry-run"], true, signals)?;
+        signals.check()?;
+        if !ran.status.success() || ran.stopped.is_some() {
+            let said = ran.said.unwrap_or_else(|| child::describe(ran.status));
+            return Err(Error::with_status(
+                child::exit_code(ran.status),
+                format!(
+                    "the binlog archive cannot take the backup from {from} to {}: {said}",
+                    self.target
+                ),
+            ));
+        }
+        for line in ran.stdout.lines() {
+            if line.starts_with("would apply ") {
+                log::info!("the binlog archive covers the replay: {line}");
+            } else {
+                log::debug!("replay plan: {line}");
+            }
+        }
+        Ok(())
+    }
+
+    /// After the server answers on the restored base: the replay, for
+    /// real. Its "last applied" line goes to stdout; a failure says what
+    /// is in place, and exits with the replay's code.
+    pub fn replay(&self, manifest: Option<&Manifest>, signals: &Signals) -> Result<()> {
+        let from = from(manifest)?;
+        let base = manifest.map_or_else(String::new, taken);
+        let _ = std::io::stdout().flush();
+        let ran = self.run(&from, &[], false, signals)?;
+        if !ran.status.success() || ran.stopped.is_some() {
+            let said = ran.said.unwrap_or_else(|| child::describe(ran.status));
+            return Err(Error::with_status(
+                child::exit_code(ran.status),
+                format!(
+                    "restored the base backup{base} and the server runs on it; the replay from \
+                     {from} to {} failed: {said}",
+                    self.target
+                ),
+            ));
+        }
+        log::info!(
+            "restored to {}: the base backup{base}, then the binlog from {from}",
+            self.target
+        );
+        Ok(())
+    }
+
+    /// Runs the replay from `from`, its stderr read line by line (passed
+    /// on unless `capture`, which also captures its stdout).
+    fn run(&self, from: &str, extra: &[&str], capture: bool, signals: &Signals) -> Result<Ran> {
+        let mut cmd = Command::new(&self.tool);
+        cmd.args(&self.forwarded)
+            .args(extra)
+            .args(["--from", from, "--until", &self.given]);
+        if self.exclusive {
+            cmd.arg("--exclusive");
+        }
+        cmd.arg(&self.archive)
+            .stdin(Stdio::null())
+            .stdout(if capture {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
+            .stderr(Stdio::piped());
+        log::debug!("running {cmd:?}");
+        let mut replay = child::spawn_command(&mut cmd)?;
+        let stderr = replay
+            .stderr
+            .take()
+            .map(|err| std::thread::spawn(move || last_line(err, !capture)));
+        let stdout = replay.stdout.take().map(|mut out| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = out.read_to_string(&mut text);
+                text
+            })
+        });
+        let end = signals.wait_child(&mut replay, None, &mut |_| {})?;
+        let said = stderr.and_then(|t| t.join().ok()).flatten();
+        let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
+        Ok(Ran {
+            status: end.status,
+            stopped: end.stopped_by,
+            stdout,
+            said,
+        })
+    }
+}
+
+/// Reads `from` to its end, each line passed on to our stderr when `pass`;
+/// returns the last non-empty one, without the replay's name.
+fn last_line(from: impl Read, pass: bool) -> Option<String> {
+    let mut last = None;
+    for line in BufReader::new(from)
+        .lines()
+        .map_while(std::result::Result::ok)
+    {
+        if pass {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+        if !line.trim().is_empty() {
+            let bare = line.strip_prefix(&format!("{REPLAY}: ")).unwrap_or(&line);
+            last = Some(bare.to_string());
+        }
+    }
+    last
+}
+
+/// The backup's binlog coordinates, FILE:POS, from the staged manifest.
+fn from(manifest: Option<&Manifest>) -> Result<String> {
+    let status = manifest.and_then(|m| m.status.as_ref());
+    match status.map(|s| (&s.binlog_file, s.binlog_pos)) {
+        Some((Some(file), Some(pos))) => Ok(format!("{file}:{pos}")),
+        Some(_) => Err(Error::new(
+            Exit::DataErr,
+            "--until: the backup records no binlog coordinates (its server had no binary log)",
+        )),
+        None => Err(Error::new(
+            Exit::DataErr,
+            "--until: the archive records no mysql-lock-hold status, so no binlog coordinates",
+        )),
+    }
+}
+
+/// " of <when the lock was taken>", or of when archiving started.
+fn taken(manifest: &Manifest) -> String {
+    let when = manifest
+        .status
+        .as_ref()
+        .map_or(manifest.created.as_str(), |s| s.locked_at.as_str());
+    format!(" of {when}")
+}
+
+/// --replay-tool, else mysql-binlog-replay beside this executable (an
+/// install puts the tools together), else on PATH.
+fn find_tool(given: Option<String>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(PathBuf::from(path));
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(REPLAY)));
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(REPLAY))
+                .collect()
+        })
+        .unwrap_or_else(Vec::new);
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            Error::new(
+                Exit::NotFound,
+                format!("--until: cannot find {REPLAY} beside mysql-restore-dir or on PATH: install it or give --replay-tool"),
+            )
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// This command line's connection and logging options, for the replay.
+fn forwarded(args: &Args) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in CONNECTION {
+        if let Some(value) = args.string(name) {
+            out.push(format!("--{name}={value}"));
+        }
+    }
+    for flag in ["no-defaults", "syslog", "quiet"] {
+        if args.flag(flag) {
+            out.push(format!("--{flag}"));
+        }
+    }
+    for _ in 0..args.matches.opt_count("verbose") {
+        out.push("--verbose".to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<Option<Until>> {
+        let args = crate::options::cli()
+            .parse_from(argv.iter().map(|s| s.to_string()).collect())
+            .unwrap();
+        Until::from_args(&args, &Control::Service("mariadb".into()))
+    }
+
+    const ARCHIVE: &str = "--binlog-archive=s3://b/db1/";
+    const TOOL: &str = "--replay-tool=/bin/true";
+
+    #[test]
+    fn until_and_its_companions() {
+        assert!(parse(&[]).unwrap().is_none());
+        let until = parse(&[
+            "--until",
+            "2026-12-02 10:14:59",
+            ARCHIVE,
+            TOOL,
+            "-S",
+            "/s",
+            "-vv",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(until.target, Target::Time(1_796_206_499));
+        assert_eq!(until.forwarded, ["--socket=/s", "--verbose", "--verbose"]);
+        let gtid = parse(&["--until", "0-1-42", "--exclusive", ARCHIVE, TOOL])
+            .unwrap()
+            .unwrap();
+        assert!(gtid.exclusive);
+    }
+
+    #[test]
+    fn what_cannot_work_is_a_usage_error() {
+        let time = "--until=2026-12-02 10:14:59";
+        for (argv, says) in [
+            (&[time, TOOL][..], "--until needs --binlog-archive"),
+            (&[ARCHIVE][..], "go with --until"),
+            (
+                &["--until=soon", ARCHIVE, TOOL][..],
+                "--until 'soon' is neither",
+            ),
+            (
+                &[time, "--exclusive", ARCHIVE, TOOL][..],
+                "--exclusive is for a GTID",
+            ),
+            (
+                &[time, "--binlog-archive=b/db1/", TOOL][..],
+                "not s3://BUCKET/PREFIX/",
+            ),
+            (
+                &[time, ARCHIVE, TOOL, "--in-place"][..],
+                "exclude each other",
+            ),
+            (
+                &[time, ARCHIVE, TOOL, "--as-replica"][..],
+                "exclude each other",
+            ),
+            (
+                &[time, ARCHIVE, TOOL, "--no-manifest"][..],
+                "drop --no-manifest",
+            ),
+        ] {
+            let e = parse(argv)
+                .err()
+                .unwrap_or_else(|| panic!("{argv:?} accepted"));
+            assert_eq!(e.code(), 64, "{argv:?}");
+            assert!(e.message().contains(says), "{argv:?}: {}", e.message());
+        }
+        let args = crate::options::cli()
+            .parse_from(vec![time.into(), ARCHIVE.into(), TOOL.into()])
+            .unwrap();
+        let e = Until::from_args(&args, &Control::NoServer).err().unwrap();
+        assert!(
+            e.message().contains("needs a server to replay into"),
+            "{}",
+            e.message()
+        );
+    }
+}

@@ -45,6 +45,8 @@ pub struct Until {
     tool: PathBuf,
     /// This command line's connection and logging options.
     forwarded: Vec<String>,
+    /// -q: the replay logs only warnings and errors (its dry run always).
+    quiet: bool,
 }
 
 /// How a replay run ended.
@@ -53,7 +55,8 @@ struct Ran {
     stopped: Option<nix::sys::signal::Signal>,
     /// Its stdout, when captured.
     stdout: String,
-    /// Its last line on stderr, without the tool's name.
+    /// Its last line on stderr, without the tool's name: not passed on,
+    /// since a failure's message ends in it.
     said: Option<String>,
 }
 
@@ -83,7 +86,7 @@ impl Until {
         let bucket = archive
             .strip_prefix("s3://")
             .and_then(|rest| rest.split('/').next());
-        if bucket.map_or(true, str::is_empty) {
+        if bucket.is_none_or(str::is_empty) {
             return Err(args.usage(format!(
                 "--binlog-archive '{archive}': not s3://BUCKET/PREFIX/"
             )));
@@ -118,6 +121,7 @@ impl Until {
             archive,
             tool: find_tool(args.string("replay-tool"))?,
             forwarded: forwarded(args),
+            quiet: args.flag("quiet"),
         }))
     }
 
@@ -126,16 +130,13 @@ impl Until {
     /// said (the window the archive covers) when it cannot be done.
     pub fn check(&self, manifest: Option<&Manifest>, signals: &Signals) -> Result<()> {
         let from = from(manifest)?;
-        let ran = self.run(&from, &["-q", "--dry-run"], true, signals)?;
+        let ran = self.run(&from, &["--dry-run"], true, signals)?;
         signals.check()?;
         if !ran.status.success() || ran.stopped.is_some() {
             let said = ran.said.unwrap_or_else(|| child::describe(ran.status));
             return Err(Error::with_status(
                 child::exit_code(ran.status),
-                format!(
-                    "the binlog archive cannot take the backup from {from} to {}: {said}",
-                    self.target
-                ),
+                format!("checking the binlog archive from the backup's {from}: {said}"),
             ));
         }
         for line in ran.stdout.lines() {
@@ -167,6 +168,9 @@ impl Until {
                 ),
             ));
         }
+        if let Some(said) = &ran.said {
+            let _ = writeln!(std::io::stderr().lock(), "{REPLAY}: {said}");
+        }
         log::info!(
             "restored to {}: the base backup{base}, then the binlog from {from}",
             self.target
@@ -175,12 +179,15 @@ impl Until {
     }
 
     /// Runs the replay from `from`, its stderr read line by line (passed
-    /// on unless `capture`, which also captures its stdout).
+    /// on unless `capture`, which also captures its stdout and keeps it
+    /// quiet: its error is the one line of ours).
     fn run(&self, from: &str, extra: &[&str], capture: bool, signals: &Signals) -> Result<Ran> {
         let mut cmd = Command::new(&self.tool);
-        cmd.args(&self.forwarded)
-            .args(extra)
-            .args(["--from", from, "--until", &self.given]);
+        cmd.args(&self.forwarded).args(extra);
+        if capture || self.quiet {
+            cmd.arg("--quiet");
+        }
+        cmd.args(["--from", from, "--until", &self.given]);
         if self.exclusive {
             cmd.arg("--exclusive");
         }
@@ -217,23 +224,26 @@ impl Until {
     }
 }
 
-/// Reads `from` to its end, each line passed on to our stderr when `pass`;
-/// returns the last non-empty one, without the replay's name.
+/// Reads `from` to its end, passing each line on to our stderr when
+/// `pass`, but the last non-empty one, which it returns without the
+/// replay's name.
 fn last_line(from: impl Read, pass: bool) -> Option<String> {
-    let mut last = None;
+    let mut last: Option<String> = None;
     for line in BufReader::new(from)
         .lines()
         .map_while(std::result::Result::ok)
     {
-        if pass {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        if line.trim().is_empty() {
+            continue;
         }
-        if !line.trim().is_empty() {
-            let bare = line.strip_prefix(&format!("{REPLAY}: ")).unwrap_or(&line);
-            last = Some(bare.to_string());
+        if let (true, Some(before)) = (pass, last.replace(line)) {
+            let _ = writeln!(std::io::stderr().lock(), "{before}");
         }
     }
-    last
+    last.map(|line| match line.strip_prefix(&format!("{REPLAY}: ")) {
+        Some(bare) => bare.to_string(),
+        None => line,
+    })
 }
 
 /// The backup's binlog coordinates, FILE:POS, from the staged manifest.
@@ -270,13 +280,13 @@ fn find_tool(given: Option<String>) -> Result<PathBuf> {
     let beside = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|dir| dir.join(REPLAY)));
-    let on_path = std::env::var_os("PATH")
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|path| {
             std::env::split_paths(&path)
                 .map(|dir| dir.join(REPLAY))
                 .collect()
         })
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     beside
         .into_iter()
         .chain(on_path)
@@ -302,7 +312,7 @@ fn forwarded(args: &Args) -> Vec<String> {
             out.push(format!("--{name}={value}"));
         }
     }
-    for flag in ["no-defaults", "syslog", "quiet"] {
+    for flag in ["no-defaults", "syslog"] {
         if args.flag(flag) {
             out.push(format!("--{flag}"));
         }

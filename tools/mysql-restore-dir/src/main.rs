@@ -92,7 +92,7 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     } else {
         restore::staged(env, datadir, stage, before_swap)?
     };
-    let server = if no_server {
+    let answered = if no_server {
         "no server to start".to_string()
     } else {
         format!(
@@ -102,7 +102,7 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     };
     log::info!(
         files = unpacked.files, bytes = unpacked.bytes, downtime_ms = downtime.as_millis() as u64;
-        "restored {} files, {} into {} in {:.1}s ({}); {server}",
+        "restored {} files, {} into {} in {:.1}s ({}); {answered}",
         unpacked.files,
         format_size(unpacked.bytes),
         options.dir.display(),
@@ -111,7 +111,7 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     );
     report_coordinates(&args, unpacked.manifest.as_ref())?;
     match &options.until {
-        Some(until) => until.replay(unpacked.manifest.as_ref(), &signals),
+        Some(until) => until.replay(unpacked.manifest.as_ref(), &server.connect, &signals),
         None => Ok(()),
     }
 }

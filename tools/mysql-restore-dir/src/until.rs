@@ -5,15 +5,17 @@
 //! nothing. Once the server answers on the restored data, the replay
 //! applies the binlog for real, and the report says where it stopped.
 
-use crate::server::Control;
+use crate::server::{self, Control};
 use mysnap::archive::Manifest;
 use mysnap::binlog::target::Target;
 use mysnap::cli::Args;
-use mysnap::signals::Signals;
+use mysnap::mysql::ConnectOptions;
+use mysnap::signals::{interrupted, Signals};
 use mysnap::{child, Error, Exit, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const REPLAY: &str = "mysql-binlog-replay";
 
@@ -131,8 +133,10 @@ impl Until {
     pub fn check(&self, manifest: Option<&Manifest>, signals: &Signals) -> Result<()> {
         let from = from(manifest)?;
         let ran = self.run(&from, &["--dry-run"], true, signals)?;
-        signals.check()?;
-        if !ran.status.success() || ran.stopped.is_some() {
+        if let Some(signal) = ran.stopped {
+            return Err(interrupted(signal));
+        }
+        if !ran.status.success() {
             let said = ran.said.unwrap_or_else(|| child::describe(ran.status));
             return Err(Error::with_status(
                 child::exit_code(ran.status),
@@ -151,19 +155,29 @@ impl Until {
 
     /// After the server answers on the restored base: the replay, for
     /// real. Its "last applied" line goes to stdout; a failure says what
-    /// is in place, and exits with the replay's code.
-    pub fn replay(&self, manifest: Option<&Manifest>, signals: &Signals) -> Result<()> {
+    /// is in place (the server, at `connect`, asked again), and exits with
+    /// the replay's code. A signal is passed on to the replay.
+    pub fn replay(
+        &self,
+        manifest: Option<&Manifest>,
+        connect: &ConnectOptions,
+        signals: &Signals,
+    ) -> Result<()> {
         let from = from(manifest)?;
         let base = manifest.map_or_else(String::new, taken);
         let _ = std::io::stdout().flush();
         let ran = self.run(&from, &[], false, signals)?;
-        if !ran.status.success() || ran.stopped.is_some() {
+        if !ran.status.success() {
             let said = ran.said.unwrap_or_else(|| child::describe(ran.status));
+            let server = match server::wait_ready(connect, Duration::ZERO) {
+                Ok(_) => "the server runs on it",
+                Err(_) => "the server answered on it, but answers no more",
+            };
             return Err(Error::with_status(
                 child::exit_code(ran.status),
                 format!(
-                    "restored the base backup{base} and the server runs on it; the replay from \
-                     {from} to {} failed: {said}",
+                    "restored the base backup{base} and {server}; the replay from {from} to {} \
+                     failed: {said}",
                     self.target
                 ),
             ));

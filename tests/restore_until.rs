@@ -4,6 +4,7 @@
 //! accident. A TARGET the archive does not reach, or a bad command line,
 //! changes nothing: DIR as it was, the server still serving, no staging.
 
+use mysnap::binlog::layout::Timeline;
 use mysnap_tests::mariadb::Mariadb;
 use mysnap_tests::server::S3Server;
 use mysnap_tests::tool::{run, tool, Output};
@@ -11,7 +12,7 @@ use mysql::prelude::Queryable;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "archive";
@@ -82,13 +83,80 @@ fn has_table(db: &Mariadb) -> bool {
         == Some("1")
 }
 
-fn archive(db: &Mariadb, s3: &S3Server) {
-    let mut cmd = s3.tool("mysql-binlog-archive");
-    cmd.arg("--defaults-file")
-        .arg(&db.defaults_file)
-        .args(["--server-id", "4242", "--heartbeat", "500ms", "--no-follow"])
-        .args(["--reconnect-tries", "0", PREFIX]);
-    run(&mut cmd, b"").expect_code(0);
+/// mysql-binlog-archive following the server, as mysnap-binlog@ runs it,
+/// stopped when dropped.
+struct Archiver(Child);
+
+/// How often the archiver stores what it received.
+const SEGMENT_INTERVAL: Duration = Duration::from_millis(200);
+/// The archiver's first reconnection delay.
+const RECONNECT: Duration = Duration::from_secs(1);
+/// Slack for a loaded 2-core machine on top of each configured interval.
+const SLACK: Duration = Duration::from_secs(30);
+
+impl Archiver {
+    fn follow(db: &Mariadb, s3: &S3Server) -> Archiver {
+        let mut cmd = s3.tool("mysql-binlog-archive");
+        cmd.arg("--defaults-file")
+            .arg(&db.defaults_file)
+            .args(["-q", "--server-id", "4242", "--heartbeat", "200ms"])
+            .arg("--segment-interval")
+            .arg(format!("{}ms", SEGMENT_INTERVAL.as_millis()))
+            .arg(PREFIX)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        Archiver(cmd.spawn().unwrap())
+    }
+}
+
+impl Drop for Archiver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The archive as s3s-fs keeps it: one file per object, at its key.
+fn timeline(s3: &S3Server) -> Timeline {
+    let root = s3.object_file(BUCKET, "");
+    let pattern = root.join("db1/binlog/*/*/*");
+    let keys: Vec<(String, u64)> = glob::glob(pattern.to_str().unwrap())
+        .unwrap()
+        .map(|path| {
+            let path = path.unwrap();
+            let key = path.strip_prefix(&root).unwrap().display().to_string();
+            (key, std::fs::metadata(&path).unwrap().len())
+        })
+        .collect();
+    Timeline::from_listing("db1/", keys.iter().map(|(k, s)| (k.as_str(), *s)))
+}
+
+/// Polls until the archive's newest epoch ends where the server's binary
+/// log does; the archiver stores within its interval, after a reconnection
+/// (backoff from 1 s) when the server restarted.
+fn wait_archived(db: &Mariadb, s3: &S3Server) {
+    let deadline = Instant::now() + RECONNECT + SEGMENT_INTERVAL + SLACK;
+    loop {
+        let row: mysql::Row = db
+            .admin()
+            .query_first("SHOW MASTER STATUS")
+            .unwrap()
+            .unwrap();
+        let server: (String, u64) = (row.get(0).unwrap(), row.get(1).unwrap());
+        let t = timeline(s3);
+        let end = t
+            .epochs
+            .last()
+            .and_then(|e| e.end().map(|(f, p)| (f.to_string(), p)));
+        if end.as_ref() == Some(&server) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not archived: {end:?}, the server at {server:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
@@ -127,6 +195,7 @@ fn history() -> History {
         admin.query_drop(statement).unwrap();
     }
     drop(admin);
+    let archiver = Archiver::follow(&db, &s3);
     let mut rows = Vec::new();
     write(&db, &mut rows, 0);
     let base = rows.len();
@@ -163,7 +232,10 @@ fn history() -> History {
     // After the backup: rows over a few seconds, then the accident.
     write(&db, &mut rows, 3);
     db.admin().query_drop("DROP TABLE t.rows").unwrap();
-    archive(&db, &s3);
+    wait_archived(&db, &s3);
+    // Stopped before the restores: on a restored server it does not yet
+    // start a new epoch, it stops (and says why).
+    drop(archiver);
     History { db, s3, rows, base }
 }
 

@@ -99,6 +99,12 @@ pub fn cli() -> Cli {
         "with --until: where mysql-binlog-archive stores the binlog",
         "s3://BUCKET/PREFIX/",
     );
+    opts.optopt(
+        "",
+        "binlog-epoch",
+        "with --until: replay this epoch of the archive (needed when the backup's file is in more than one)",
+        "NAME",
+    );
     opts.optflag(
         "",
         "exclusive",

@@ -12,6 +12,7 @@ use mysnap::cli::Args;
 use mysnap::mysql::ConnectOptions;
 use mysnap::signals::{interrupted, Signals};
 use mysnap::{child, Error, Exit, Result};
+use std::cell::OnceCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,9 +20,9 @@ use std::time::Duration;
 
 const REPLAY: &str = "mysql-binlog-replay";
 
-/// The options of this command line that the replay takes as they are:
-/// where the server is and as whom to connect (never a secret), and how
-/// much to log.
+/// The connection options of this command line, which the replay takes
+/// as they are: where the server is and as whom to connect (never a
+/// secret: passwords stay in the option files).
 const CONNECTION: [&str; 10] = [
     "defaults-file",
     "defaults-extra-file",
@@ -49,6 +50,12 @@ pub struct Until {
     forwarded: Vec<String>,
     /// -q: the replay logs only warnings and errors (its dry run always).
     quiet: bool,
+    /// --binlog-epoch, else the epoch the dry run planned in, for the
+    /// replay: once the server runs on the restored data, a running
+    /// archiver starts a new epoch that may hold the backup's file too.
+    epoch: OnceCell<String>,
+    /// --binlog-epoch was given.
+    chosen: bool,
 }
 
 /// How a replay run ended.
@@ -57,21 +64,31 @@ struct Ran {
     stopped: Option<nix::sys::signal::Signal>,
     /// Its stdout, when captured.
     stdout: String,
-    /// Its last line on stderr, without the tool's name: not passed on,
-    /// since a failure's message ends in it.
-    said: Option<String>,
+    /// Its lines on stderr, without the tool's name. Passed on as they
+    /// came unless captured, but the last: a failure's message ends in it.
+    said: Vec<String>,
+}
+
+impl Ran {
+    /// The last line on stderr, else how it ended.
+    fn last(&self) -> String {
+        self.said
+            .last()
+            .cloned()
+            .unwrap_or_else(|| child::describe(self.status))
+    }
 }
 
 impl Until {
     /// --until and its companions, refused (64) where they cannot work.
     pub fn from_args(args: &Args, control: &Control) -> Result<Option<Until>> {
         let Some(given) = args.string("until") else {
-            if ["binlog-archive", "exclusive", "replay-tool"]
+            if ["binlog-archive", "binlog-epoch", "exclusive", "replay-tool"]
                 .iter()
                 .any(|o| args.matches.opt_present(o))
             {
                 return Err(
-                    args.usage("--binlog-archive, --exclusive and --replay-tool go with --until")
+                    args.usage("--binlog-archive, --binlog-epoch, --exclusive and --replay-tool go with --until")
                 );
             }
             return Ok(None);
@@ -124,26 +141,54 @@ impl Until {
             tool: find_tool(args.string("replay-tool"))?,
             forwarded: forwarded(args),
             quiet: args.flag("quiet"),
+            chosen: args.flag("binlog-epoch"),
+            epoch: args
+                .string("binlog-epoch")
+                .map(OnceCell::from)
+                .unwrap_or_default(),
         }))
     }
 
     /// Before the swap: the replay's dry run, from the staged backup's
     /// coordinates to TARGET. Fails with the replay's code and what it
-    /// said (the window the archive covers) when it cannot be done.
+    /// said (the window the archive covers) when it cannot be done, and
+    /// when the backup's file is in more than one epoch and no
+    /// --binlog-epoch says which: the newest, which the replay would take,
+    /// may be a later lineage (the server restored before) that holds the
+    /// backup's file but not what came after it then.
     pub fn check(&self, manifest: Option<&Manifest>, signals: &Signals) -> Result<()> {
         let from = from(manifest)?;
         let ran = self.run(&from, &["--dry-run"], true, signals)?;
         if let Some(signal) = ran.stopped {
             return Err(interrupted(signal));
         }
+        let checking = format!("checking the binlog archive from the backup's {from}");
         if !ran.status.success() {
-            let said = ran.said.unwrap_or_else(|| child::describe(ran.status));
             return Err(Error::with_status(
                 child::exit_code(ran.status),
-                format!("checking the binlog archive from the backup's {from}: {said}"),
+                format!("{checking}: {}", ran.last()),
             ));
         }
+        let ambiguous = ran
+            .said
+            .iter()
+            .find(|l| l.contains(" is in more than one epoch"));
+        if let (false, Some(said)) = (self.chosen, ambiguous) {
+            return Err(Error::new(
+                Exit::DataErr,
+                format!(
+                    "{checking}: {said}; the newest may be a later lineage: say which epoch \
+                     to replay with --binlog-epoch ('{REPLAY} --list' shows them)"
+                ),
+            ));
+        }
+        for line in &ran.said {
+            log::warn!("{REPLAY}: {}", line.trim_start_matches("warning: "));
+        }
         for line in ran.stdout.lines() {
+            if let Some(epoch) = line.strip_prefix("epoch ") {
+                let _ = self.epoch.set(epoch.to_string());
+            }
             if line.starts_with("would apply ") {
                 log::info!("the binlog archive covers the replay: {line}");
             } else {
@@ -168,7 +213,7 @@ impl Until {
         let _ = std::io::stdout().flush();
         let ran = self.run(&from, &[], false, signals)?;
         if !ran.status.success() {
-            let said = ran.said.unwrap_or_else(|| child::describe(ran.status));
+            let said = ran.last();
             let server = match server::wait_ready(connect, Duration::ZERO) {
                 Ok(_) => "the server runs on it",
                 Err(_) => "the server answered on it, but answers no more",
@@ -182,7 +227,7 @@ impl Until {
                 ),
             ));
         }
-        if let Some(said) = &ran.said {
+        if let Some(said) = ran.said.last() {
             let _ = writeln!(std::io::stderr().lock(), "{REPLAY}: {said}");
         }
         log::info!(
@@ -198,6 +243,9 @@ impl Until {
     fn run(&self, from: &str, extra: &[&str], capture: bool, signals: &Signals) -> Result<Ran> {
         let mut cmd = Command::new(&self.tool);
         cmd.args(&self.forwarded).args(extra);
+        if let Some(epoch) = self.epoch.get() {
+            cmd.args(["--epoch", epoch]);
+        }
         if capture || self.quiet {
             cmd.arg("--quiet");
         }
@@ -218,7 +266,7 @@ impl Until {
         let stderr = replay
             .stderr
             .take()
-            .map(|err| std::thread::spawn(move || last_line(err, !capture)));
+            .map(|err| std::thread::spawn(move || lines(err, !capture)));
         let stdout = replay.stdout.take().map(|mut out| {
             std::thread::spawn(move || {
                 let mut text = String::new();
@@ -227,7 +275,7 @@ impl Until {
             })
         });
         let end = signals.wait_child(&mut replay, None, &mut |_| {})?;
-        let said = stderr.and_then(|t| t.join().ok()).flatten();
+        let said = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
         let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
         Ok(Ran {
             status: end.status,
@@ -238,11 +286,12 @@ impl Until {
     }
 }
 
-/// Reads `from` to its end, passing each line on to our stderr when
-/// `pass`, but the last non-empty one, which it returns without the
-/// replay's name.
-fn last_line(from: impl Read, pass: bool) -> Option<String> {
-    let mut last: Option<String> = None;
+/// Reads `from` to its end and returns its non-empty lines without the
+/// replay's name; passes each on to our stderr as it comes when `pass`,
+/// but the last.
+fn lines(from: impl Read, pass: bool) -> Vec<String> {
+    let prefix = format!("{REPLAY}: ");
+    let mut all: Vec<String> = Vec::new();
     for line in BufReader::new(from)
         .lines()
         .map_while(std::result::Result::ok)
@@ -250,14 +299,12 @@ fn last_line(from: impl Read, pass: bool) -> Option<String> {
         if line.trim().is_empty() {
             continue;
         }
-        if let (true, Some(before)) = (pass, last.replace(line)) {
-            let _ = writeln!(std::io::stderr().lock(), "{before}");
+        if let (true, Some(before)) = (pass, all.last()) {
+            let _ = writeln!(std::io::stderr().lock(), "{prefix}{before}");
         }
+        all.push(line.strip_prefix(&prefix).unwrap_or(&line).to_string());
     }
-    last.map(|line| match line.strip_prefix(&format!("{REPLAY}: ")) {
-        Some(bare) => bare.to_string(),
-        None => line,
-    })
+    all
 }
 
 /// The backup's binlog coordinates, FILE:POS, from the staged manifest.

@@ -131,6 +131,50 @@ fn timeline(s3: &S3Server) -> Timeline {
     Timeline::from_listing("db1/", keys.iter().map(|(k, s)| (k.as_str(), *s)))
 }
 
+/// A later lineage's epoch, as the archive would hold it had it archived
+/// this server's binary log once restored: the backup's file `file`, the
+/// same bytes and metadata, under a newer epoch's name. (s3s-fs keeps an
+/// object's metadata beside the bucket, named by base64url of both.)
+fn add_later_epoch(s3: &S3Server, file: &str) -> String {
+    let t = timeline(s3);
+    let old = &t.epochs[0];
+    let (_, identity) = old.name.split_once('-').unwrap();
+    let later = format!("20991231T000000Z-{identity}");
+    let bucket_dir = s3.object_file(BUCKET, "");
+    let root = bucket_dir.parent().unwrap();
+    let meta = |key: &str| {
+        root.join(format!(
+            ".bucket-{}.object-{}.metadata.json",
+            base64url(BUCKET),
+            base64url(key)
+        ))
+    };
+    let segments = &old.files.iter().find(|f| f.name == file).unwrap().segments;
+    for segment in segments {
+        let key = segment.key.replacen(&old.name, &later, 1);
+        let to = s3.object_file(BUCKET, &key);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(s3.object_file(BUCKET, &segment.key), to).unwrap();
+        std::fs::copy(meta(&segment.key), meta(&key)).unwrap();
+    }
+    later
+}
+
+fn base64url(text: &str) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 /// Polls until the archive's newest epoch ends where the server's binary
 /// log does; the archiver stores within its interval, after a reconnection
 /// (backoff from 1 s) when the server restarted.
@@ -176,6 +220,8 @@ struct History {
     rows: Vec<Row>,
     /// How many of the rows the base backup holds.
     base: usize,
+    /// The binary log file of the backup's coordinates.
+    backup_file: String,
 }
 
 fn history() -> History {
@@ -211,6 +257,9 @@ fn history() -> History {
         b"",
     );
     out.expect_code(0);
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&status).unwrap()).unwrap();
+    let backup_file = recorded["binlog_file"].as_str().unwrap().to_string();
     sh(&db.stop_cmd());
     let tar = run(
         tool("snap-tar")
@@ -236,7 +285,13 @@ fn history() -> History {
     // Stopped before the restores: on a restored server it does not yet
     // start a new epoch, it stops (and says why).
     drop(archiver);
-    History { db, s3, rows, base }
+    History {
+        db,
+        s3,
+        rows,
+        base,
+        backup_file,
+    }
 }
 
 /// mysql-restore-dir --until TARGET --binlog-archive `archive` onto the
@@ -347,6 +402,15 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
     assert_nothing_changed(&h, &before, &out, 65, "the archive covers");
     assert!(out.stderr.contains("nothing changed: "), "{}", out.stderr);
 
+    // The backup's file in a later epoch too: which lineage to replay is
+    // the admin's to say; refused before the swap until they do.
+    let epoch = timeline(&h.s3).epochs[0].name.clone();
+    add_later_epoch(&h.s3, &h.backup_file);
+    let out = restore_until(&h, &time(until), PREFIX, &["-q"]);
+    assert_nothing_changed(&h, &before, &out, 65, "is in more than one epoch");
+    assert!(out.stderr.contains("--binlog-epoch"), "{}", out.stderr);
+    let pinned = ["-q", "--binlog-epoch", &epoch];
+
     // A replay the restored grants refuse, after the swap: the base stays,
     // the server runs on it, and the message says just that.
     let reader = h.db.dir.path().join("reader.cnf");
@@ -357,7 +421,7 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
             h.db.socket.display()
         ),
     );
-    let out = restore_as(&h, &reader, &time(until), PREFIX, &["-q"]);
+    let out = restore_as(&h, &reader, &time(until), PREFIX, &pinned);
     out.expect_code(77)
         .expect_one_line("mysql-restore-dir: restored the base backup of ");
     for says in [
@@ -371,7 +435,7 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
     assert_eq!(beside(&h.db, "old").len(), 1, "the previous data is kept");
 
     // To the second before the accident: the base, then the binlog.
-    let out = restore_until(&h, &time(until), PREFIX, &[]);
+    let out = restore_until(&h, &time(until), PREFIX, &pinned[1..]);
     out.expect_code(0);
     assert!(has_table(&h.db), "the table is back");
     assert_eq!(ids(&h.db), expected, "--until {}", time(until));

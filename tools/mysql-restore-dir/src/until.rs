@@ -163,16 +163,12 @@ impl Until {
             return Err(interrupted(signal));
         }
         let checking = format!("checking the binlog archive from the backup's {from}");
-        if !ran.status.success() {
-            return Err(Error::with_status(
-                child::exit_code(ran.status),
-                format!("{checking}: {}", ran.last()),
-            ));
-        }
         let ambiguous = ran
             .said
             .iter()
-            .find(|l| l.contains(" is in more than one epoch"));
+            .find(|l| l.contains(" is in more than one epoch"))
+            .map(|l| l.trim_start_matches("warning: "));
+        // First: whatever the newest epoch's plan says follows from the choice.
         if let (false, Some(said)) = (self.chosen, ambiguous) {
             return Err(Error::new(
                 Exit::DataErr,
@@ -180,6 +176,12 @@ impl Until {
                     "{checking}: {said}; the newest may be a later lineage: say which epoch \
                      to replay with --binlog-epoch ('{REPLAY} --list' shows them)"
                 ),
+            ));
+        }
+        if !ran.status.success() {
+            return Err(Error::with_status(
+                child::exit_code(ran.status),
+                format!("{checking}: {}", ran.last()),
             ));
         }
         for line in &ran.said {

@@ -428,6 +428,7 @@ mod tests {
         for (argv, says) in [
             (&[time, TOOL][..], "--until needs --binlog-archive"),
             (&[ARCHIVE][..], "go with --until"),
+            (&["--binlog-epoch=e"][..], "go with --until"),
             (
                 &["--until=soon", ARCHIVE, TOOL][..],
                 "--until 'soon' is neither",

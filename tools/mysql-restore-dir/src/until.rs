@@ -338,6 +338,12 @@ fn taken(manifest: &Manifest) -> String {
 /// install puts the tools together), else on PATH.
 fn find_tool(given: Option<String>) -> Result<PathBuf> {
     if let Some(path) = given {
+        if !is_executable(Path::new(&path)) {
+            return Err(Error::new(
+                Exit::NotFound,
+                format!("--replay-tool {path}: not an executable file"),
+            ));
+        }
         return Ok(PathBuf::from(path));
     }
     let beside = std::env::current_exe()

@@ -301,8 +301,31 @@ fn restore_until(h: &History, target: &str, archive: &str, more: &[&str]) -> Out
     restore_as(h, &h.db.defaults_file, target, archive, more)
 }
 
+/// The server's control for the restore: its own stop and start commands.
+fn commands(db: &Mariadb) -> Vec<String> {
+    [
+        "--stop-cmd".into(),
+        db.stop_cmd(),
+        "--start-cmd".into(),
+        db.start_cmd(),
+    ]
+    .to_vec()
+}
+
 /// The same, connecting with the option file `defaults`.
 fn restore_as(h: &History, defaults: &Path, target: &str, archive: &str, more: &[&str]) -> Output {
+    restore_with(h, defaults, &commands(&h.db), target, archive, more)
+}
+
+/// The same, with `control` instead of the server's commands.
+fn restore_with(
+    h: &History,
+    defaults: &Path,
+    control: &[String],
+    target: &str,
+    archive: &str,
+    more: &[&str],
+) -> Output {
     let db = &h.db;
     let get = h.s3.tool("s3-get");
     let mut cmd = h.s3.tool("mysql-restore-dir");
@@ -310,7 +333,7 @@ fn restore_as(h: &History, defaults: &Path, target: &str, archive: &str, more: &
         .arg(defaults)
         .arg("--datadir")
         .arg(db.datadir())
-        .args(["--stop-cmd", &db.stop_cmd(), "--start-cmd", &db.start_cmd()])
+        .args(control)
         .args(["--wait", &format!("{}s", SERVER_START.as_secs())])
         .args(["--until", target, "--binlog-archive", archive])
         .args(more)
@@ -453,4 +476,40 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
     );
     assert_eq!(beside(&h.db, "old").len(), 2, "both previous data kept");
     assert!(beside(&h.db, "restore").is_empty());
+
+    // The server down, as on a new machine (--no-server): the replay goes
+    // into a private server on the restored DIR, shut down after it, and
+    // the server then starts on data restored to the target.
+    sh(&h.db.stop_cmd());
+    let no_server = ["--no-server".to_string()];
+    let private = ["--binlog-epoch", &epoch, "--mysqld-option=--no-defaults"];
+    let out = restore_with(
+        &h,
+        &h.db.defaults_file,
+        &no_server,
+        &time(until),
+        PREFIX,
+        &private,
+    );
+    out.expect_code(0);
+    for says in [
+        "starting a private ",
+        "the private server shut down cleanly",
+        "through a private server",
+    ] {
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+    }
+    assert!(
+        out.stdout_text().contains("last applied: "),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(
+        !h.db.dir.path().join("data/mysqld.sock").exists() && h.db.try_value("SELECT 1").is_none(),
+        "no server left running on DIR"
+    );
+    sh(&h.db.start_cmd());
+    wait_until_up(&h.db);
+    assert!(has_table(&h.db), "the table is back");
+    assert_eq!(ids(&h.db), expected, "--no-server --until {}", time(until));
 }

@@ -11,6 +11,7 @@ mod input;
 mod journal;
 mod layout;
 mod options;
+mod private;
 mod replica;
 mod restore;
 mod server;
@@ -111,7 +112,12 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     );
     report_coordinates(&args, unpacked.manifest.as_ref())?;
     match &options.until {
-        Some(until) => until.replay(unpacked.manifest.as_ref(), &server.connect, &signals),
+        Some(until) => until.replay(
+            unpacked.manifest.as_ref(),
+            &options.dir,
+            &server.connect,
+            &signals,
+        ),
         None => Ok(()),
     }
 }

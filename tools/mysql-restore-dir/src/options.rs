@@ -112,6 +112,18 @@ pub fn cli() -> Cli {
     );
     opts.optopt(
         "",
+        "mysqld",
+        "with --until and --no-server: the server to start privately for the replay (default: mariadbd, else mysqld)",
+        "PATH",
+    );
+    opts.optmulti(
+        "",
+        "mysqld-option",
+        "with --until and --no-server: an option for that server, first on its command line; repeatable",
+        "OPTION",
+    );
+    opts.optopt(
+        "",
         "replay-tool",
         "with --until: the mysql-binlog-replay to run (default: beside this tool, else on PATH)",
         "PATH",
@@ -141,10 +153,11 @@ impl Options {
                 .ok_or_else(|| args.usage("--datadir DIR is required"))?,
         );
         let control = control(args)?;
+        let wait = args.value("wait", Duration::from_secs(300), parse_duration)?;
         Ok(Options {
-            until: Until::from_args(args, &control)?,
+            until: Until::from_args(args, &control, wait)?,
             control,
-            wait: args.value("wait", Duration::from_secs(300), parse_duration)?,
+            wait,
             jobs: args.number("jobs", 2, 1, 64)?,
             in_place: args.flag("in-place"),
             connect: ConnectOptions::from_args(args, "mysql-restore-dir")?,

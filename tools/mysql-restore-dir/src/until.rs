@@ -5,6 +5,7 @@
 //! nothing. Once the server answers on the restored data, the replay
 //! applies the binlog for real, and the report says where it stopped.
 
+use crate::private;
 use crate::server::{self, Control};
 use mysnap::archive::Manifest;
 use mysnap::binlog::target::Target;
@@ -56,6 +57,8 @@ pub struct Until {
     epoch: OnceCell<String>,
     /// --binlog-epoch was given.
     chosen: bool,
+    /// --no-server: the private server to replay into.
+    private: Option<private::Spec>,
 }
 
 /// How a replay run ended.
@@ -81,7 +84,12 @@ impl Ran {
 
 impl Until {
     /// --until and its companions, refused (64) where they cannot work.
-    pub fn from_args(args: &Args, control: &Control) -> Result<Option<Until>> {
+    pub fn from_args(args: &Args, control: &Control, wait: Duration) -> Result<Option<Until>> {
+        let no_server = matches!(control, Control::NoServer);
+        if (args.flag("mysqld") || args.flag("mysqld-option")) && !(no_server && args.flag("until"))
+        {
+            return Err(args.usage("--mysqld and --mysqld-option go with --until and --no-server"));
+        }
         let Some(given) = args.string("until") else {
             if ["binlog-archive", "binlog-epoch", "exclusive", "replay-tool"]
                 .iter()
@@ -112,10 +120,6 @@ impl Until {
         }
         let refused = [
             (
-                matches!(control, Control::NoServer),
-                "--until needs a server to replay into: use --service or --stop-cmd and --start-cmd",
-            ),
-            (
                 args.flag("in-place"),
                 "--until and --in-place exclude each other: the archive must be checked against \
                  the backup's coordinates before the server stops",
@@ -142,6 +146,11 @@ impl Until {
             forwarded: forwarded(args),
             quiet: args.flag("quiet"),
             chosen: args.flag("binlog-epoch"),
+            private: if no_server {
+                Some(private::Spec::from_args(args, wait)?)
+            } else {
+                None
+            },
             epoch: args
                 .string("binlog-epoch")
                 .map(OnceCell::from)
@@ -158,7 +167,7 @@ impl Until {
     /// backup's file but not what came after it then.
     pub fn check(&self, manifest: Option<&Manifest>, signals: &Signals) -> Result<()> {
         let from = from(manifest)?;
-        let ran = self.run(&from, &["--dry-run"], true, signals)?;
+        let ran = self.run(&from, &["--dry-run"], true, None, signals)?;
         if let Some(signal) = ran.stopped {
             return Err(interrupted(signal));
         }
@@ -200,51 +209,104 @@ impl Until {
         Ok(())
     }
 
-    /// After the server answers on the restored base: the replay, for
-    /// real. Its "last applied" line goes to stdout; a failure says what
-    /// is in place (the server, at `connect`, asked again), and exits with
-    /// the replay's code. A signal is passed on to the replay.
+    /// After the swap: the replay, for real, into the server that answers
+    /// on the restored base at `connect`, or (--no-server) into a private
+    /// server started on `datadir` for it. Its "last applied" line goes to
+    /// stdout; a failure says what is in place (the server asked again),
+    /// and exits with the replay's code. A signal is passed on to the
+    /// replay.
     pub fn replay(
         &self,
         manifest: Option<&Manifest>,
+        datadir: &Path,
         connect: &ConnectOptions,
         signals: &Signals,
     ) -> Result<()> {
         let from = from(manifest)?;
         let base = manifest.map_or_else(String::new, taken);
-        let _ = std::io::stdout().flush();
-        let ran = self.run(&from, &[], false, signals)?;
-        if !ran.status.success() {
-            let said = ran.last();
-            let server = match server::wait_ready(connect, Duration::ZERO) {
-                Ok(_) => "the server runs on it",
-                Err(_) => "the server answered on it, but answers no more",
-            };
-            return Err(Error::with_status(
+        let failed = |ran: &Ran, state: &str| {
+            Error::with_status(
                 child::exit_code(ran.status),
                 format!(
-                    "restored the base backup{base} and {server}; the replay from {from} to {} \
-                     failed: {said}",
-                    self.target
+                    "restored the base backup{base}{state}; the replay from {from} to {} \
+                     failed: {}",
+                    self.target,
+                    ran.last()
                 ),
-            ));
+            )
+        };
+        let Some(spec) = &self.private else {
+            let ran = self.run(&from, &[], false, None, signals)?;
+            if !ran.status.success() {
+                let state = match server::wait_ready(connect, Duration::ZERO) {
+                    Ok(_) => " and the server runs on it",
+                    Err(_) => " and the server answered on it, but answers no more",
+                };
+                return Err(failed(&ran, state));
+            }
+            return Ok(self.done(&ran, &base, &from, ""));
+        };
+        let answers = |socket: &Path, wait: Duration| {
+            server::wait_ready(&connect.clone().at_socket(socket), wait).map(|_| ())
+        };
+        let private = spec.start(datadir, answers, signals).map_err(|e| {
+            e.context(format!(
+                "restored the base backup{base} into {}, and replayed nothing",
+                datadir.display()
+            ))
+        })?;
+        let ran = self.run(&from, &[], false, Some(&private.socket()), signals);
+        let stopped = private.stop(signals);
+        let ran = ran?;
+        match (ran.status.success(), stopped) {
+            (true, Ok(())) => Ok(self.done(&ran, &base, &from, ", through a private server")),
+            (false, Ok(())) => Err(failed(&ran, " (the private server for it is shut down)")),
+            (false, Err(e)) => Err(failed(&ran, &format!(" ({})", e.message()))),
+            (true, Err(e)) => Err(e.context(format!(
+                "restored to {}: the base backup{base}, then the binlog from {from}; but",
+                self.target
+            ))),
         }
+    }
+
+    /// A replay that went through: its last line, and ours.
+    fn done(&self, ran: &Ran, base: &str, from: &str, how: &str) {
         if let Some(said) = ran.said.last() {
             let _ = writeln!(std::io::stderr().lock(), "{REPLAY}: {said}");
         }
         log::info!(
-            "restored to {}: the base backup{base}, then the binlog from {from}",
+            "restored to {}: the base backup{base}, then the binlog from {from}{how}",
             self.target
         );
-        Ok(())
     }
 
     /// Runs the replay from `from`, its stderr read line by line (passed
     /// on unless `capture`, which also captures its stdout and keeps it
     /// quiet: its error is the one line of ours).
-    fn run(&self, from: &str, extra: &[&str], capture: bool, signals: &Signals) -> Result<Ran> {
+    /// `socket`: the private server's, instead of where this command line
+    /// connects.
+    fn run(
+        &self,
+        from: &str,
+        extra: &[&str],
+        capture: bool,
+        socket: Option<&Path>,
+        signals: &Signals,
+    ) -> Result<Ran> {
+        let _ = std::io::stdout().flush();
         let mut cmd = Command::new(&self.tool);
-        cmd.args(&self.forwarded).args(extra);
+        match socket {
+            None => cmd.args(&self.forwarded),
+            Some(socket) => cmd
+                .args(self.forwarded.iter().filter(|o| {
+                    !["--socket=", "--host=", "--port="]
+                        .iter()
+                        .any(|p| o.starts_with(p))
+                }))
+                .arg(format!("--socket={}", socket.display()))
+                .arg("--host=localhost"),
+        };
+        cmd.args(extra);
         if let Some(epoch) = self.epoch.get() {
             cmd.args(["--epoch", epoch]);
         }
@@ -400,7 +462,11 @@ mod tests {
         let args = crate::options::cli()
             .parse_from(argv.iter().map(|s| s.to_string()).collect())
             .unwrap();
-        Until::from_args(&args, &Control::Service("mariadb".into()))
+        Until::from_args(
+            &args,
+            &Control::Service("mariadb".into()),
+            Duration::from_secs(1),
+        )
     }
 
     const ARCHIVE: &str = "--binlog-archive=s3://b/db1/";
@@ -466,14 +532,35 @@ mod tests {
             assert_eq!(e.code(), 64, "{argv:?}");
             assert!(e.message().contains(says), "{argv:?}: {}", e.message());
         }
+        for argv in [
+            &["--mysqld=/bin/true"][..],
+            &[time, ARCHIVE, TOOL, "--mysqld-option=-x"],
+        ] {
+            let e = parse(argv)
+                .err()
+                .unwrap_or_else(|| panic!("{argv:?} accepted"));
+            assert!(
+                e.message().contains("go with --until and --no-server"),
+                "{argv:?}"
+            );
+        }
         let args = crate::options::cli()
-            .parse_from(vec![time.into(), ARCHIVE.into(), TOOL.into()])
+            .parse_from(
+                [
+                    time,
+                    ARCHIVE,
+                    TOOL,
+                    "--mysqld=/bin/true",
+                    "--mysqld-option=--no-defaults",
+                ]
+                .map(String::from)
+                .to_vec(),
+            )
             .unwrap();
-        let e = Until::from_args(&args, &Control::NoServer).err().unwrap();
+        let until = Until::from_args(&args, &Control::NoServer, Duration::from_secs(1));
         assert!(
-            e.message().contains("needs a server to replay into"),
-            "{}",
-            e.message()
+            until.unwrap().unwrap().private.is_some(),
+            "a private server"
         );
     }
 }

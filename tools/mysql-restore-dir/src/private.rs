@@ -4,6 +4,7 @@
 //! down cleanly. The machine's option files configure it, as they will the
 //! server that later runs on DIR.
 
+use crate::until::is_executable;
 use mysnap::cli::Args;
 use mysnap::error::IoContext;
 use mysnap::signals::Signals;
@@ -181,6 +182,12 @@ impl Private {
 /// --mysqld, else mariadbd, else mysqld, on PATH or in /usr/sbin.
 fn find(given: Option<String>) -> Result<PathBuf> {
     if let Some(path) = given {
+        if !is_executable(Path::new(&path)) {
+            return Err(Error::new(
+                Exit::NotFound,
+                format!("--mysqld {path}: not an executable file"),
+            ));
+        }
         return Ok(PathBuf::from(path));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -190,7 +197,7 @@ fn find(given: Option<String>) -> Result<PathBuf> {
     ["mariadbd", "mysqld"]
         .iter()
         .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
-        .find(|p| p.is_file())
+        .find(|p| is_executable(p))
         .ok_or_else(|| {
             Error::new(
                 Exit::NotFound,

@@ -244,7 +244,7 @@ impl Until {
                 };
                 return Err(failed(&ran, state));
             }
-            return Ok(self.done(&ran, &base, &from, ""));
+            return self.done(&ran, &base, &from, "");
         };
         let answers = |socket: &Path, wait: Duration| {
             server::wait_ready(&connect.clone().at_socket(socket), wait).map(|_| ())
@@ -259,7 +259,7 @@ impl Until {
         let stopped = private.stop(signals);
         let ran = ran?;
         match (ran.status.success(), stopped) {
-            (true, Ok(())) => Ok(self.done(&ran, &base, &from, ", through a private server")),
+            (true, Ok(())) => self.done(&ran, &base, &from, ", through a private server"),
             (false, Ok(())) => Err(failed(&ran, " (the private server for it is shut down)")),
             (false, Err(e)) => Err(failed(&ran, &format!(" ({})", e.message()))),
             (true, Err(e)) => Err(e.context(format!(
@@ -270,7 +270,7 @@ impl Until {
     }
 
     /// A replay that went through: its last line, and ours.
-    fn done(&self, ran: &Ran, base: &str, from: &str, how: &str) {
+    fn done(&self, ran: &Ran, base: &str, from: &str, how: &str) -> Result<()> {
         if let Some(said) = ran.said.last() {
             let _ = writeln!(std::io::stderr().lock(), "{REPLAY}: {said}");
         }
@@ -278,6 +278,7 @@ impl Until {
             "restored to {}: the base backup{base}, then the binlog from {from}{how}",
             self.target
         );
+        Ok(())
     }
 
     /// Runs the replay from `from`, its stderr read line by line (passed
@@ -430,7 +431,8 @@ fn find_tool(given: Option<String>) -> Result<PathBuf> {
         })
 }
 
-fn is_executable(path: &Path) -> bool {
+/// A regular file someone may execute.
+pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

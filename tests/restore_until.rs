@@ -482,6 +482,32 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
     // the server then starts on data restored to the target.
     sh(&h.db.stop_cmd());
     let no_server = ["--no-server".to_string()];
+    let broken = [
+        "-q",
+        "--binlog-epoch",
+        &epoch,
+        "--mysqld-option=--no-defaults",
+        "--mysqld-option=--no-such-option",
+    ];
+    let out = restore_with(
+        &h,
+        &h.db.defaults_file,
+        &no_server,
+        &time(until),
+        PREFIX,
+        &broken,
+    );
+    out.expect_code(69)
+        .expect_one_line(", and replayed nothing: the private server exited with status ");
+    assert!(
+        out.stderr.contains("no-such-option"),
+        "its error: {}",
+        out.stderr
+    );
+    assert!(
+        h.db.try_value("SELECT 1").is_none(),
+        "no server left on DIR"
+    );
     let private = ["--binlog-epoch", &epoch, "--mysqld-option=--no-defaults"];
     let out = restore_with(
         &h,

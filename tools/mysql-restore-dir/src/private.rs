@@ -114,6 +114,10 @@ impl Spec {
                     ),
                 ));
             }
+            if let Err(stopped) = signals.check() {
+                let _ = private.stop(signals);
+                return Err(stopped);
+            }
             let left = self.wait.saturating_sub(started.elapsed());
             match answers(&private.socket(), Duration::ZERO) {
                 Ok(()) => return Ok(private),
@@ -169,11 +173,11 @@ impl Private {
         Ok(())
     }
 
-    /// ": <its last error line>", from its error log, for a message.
+    /// ": <its first error line>", the cause (the last is "Aborting"),
+    /// from its error log, for a message.
     fn logged(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
         log.lines()
-            .rev()
             .find(|l| l.contains("[ERROR]"))
             .map_or_else(String::new, |l| format!(": {}", l.trim()))
     }

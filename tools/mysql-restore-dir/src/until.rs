@@ -2,7 +2,8 @@
 //! mysql-binlog-replay run as a child. Before the swap, the replay's
 //! --dry-run checks that the binlog archive covers the staged backup's
 //! coordinates to TARGET, so a restore that cannot reach TARGET changes
-//! nothing. Once the server answers on the restored data, the replay
+//! nothing. Once the server answers on the restored data (with
+//! --no-server, a private one started for it: private.rs), the replay
 //! applies the binlog for real, and the report says where it stopped.
 
 use crate::private;

@@ -4,7 +4,7 @@
 //! mysql-restore-dir prints and writes to --coordinates-file (the
 //! CHANGE MASTER / CHANGE REPLICATION SOURCE statement).
 
-use crate::target::Position;
+use mysnap::binlog::target::Position;
 use mysnap::error::IoContext;
 use mysnap::status::Status;
 use mysnap::{Error, Exit, Result};

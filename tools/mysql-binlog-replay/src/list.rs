@@ -1,8 +1,8 @@
 //! --list: the recoverable window of each epoch, as the listing and the
 //! metadata of the first and last segment of each whole stretch say it.
 
-use crate::target::show_time;
 use mysnap::binlog::layout::{File, SegmentMeta, DIR};
+use mysnap::binlog::target::show_time;
 use mysnap::quantity::format_size;
 use mysnap::s3::Client;
 use mysnap::Result;

@@ -12,9 +12,9 @@ mod plan;
 mod replay;
 mod scan;
 mod server;
-mod target;
 
 use mysnap::binlog::layout::file_number;
+use mysnap::binlog::target::{Position, Target};
 use mysnap::cli::{Args, Cli};
 use mysnap::mysql::ConnectOptions;
 use mysnap::quantity::{parse_size, KIB, MIB};
@@ -25,7 +25,6 @@ use nix::sys::signal::Signal;
 use replay::Job;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use target::{Position, Target};
 
 const SYNOPSIS: &str = "mysql-binlog-replay [OPTIONS] (--from FILE:POS | --from-file FILE) --until TARGET s3://BUCKET/PREFIX/
        mysql-binlog-replay [OPTIONS] --list s3://BUCKET/PREFIX/";

@@ -2,9 +2,9 @@
 //! epoch that holds FROM's file, and the files from there on as far as
 //! the archive is whole (a gap marker, a missing file or a hole ends it).
 
-use crate::target::Position;
 use mysnap::binlog::event::FIRST_EVENT;
 use mysnap::binlog::layout::{Epoch, File, Timeline, DIR};
+use mysnap::binlog::target::Position;
 use mysnap::{Error, Exit, Result};
 
 /// One segment to fetch.

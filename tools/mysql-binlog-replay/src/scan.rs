@@ -9,8 +9,8 @@
 //! rotation, GTID lists) are in no transaction. Every event is checked:
 //! whole, its CRC, and starting where the one before it ended.
 
-use crate::target::{show_time, Position, Target};
 use mysnap::binlog::event::{kind, Checksum, Event, Header, Role, FIRST_EVENT, HEADER_LEN};
+use mysnap::binlog::target::{show_time, Position, Target};
 use mysnap::{Error, Exit, Result};
 
 /// The last transaction applied: what the tool reports at the end.

@@ -3,13 +3,15 @@
 //! the server keeps serving, then stops the server, swaps by rename, and
 //! starts it again, so the downtime does not grow with the data. Anything
 //! that fails before the swap leaves DIR untouched; a server that fails to
-//! start on the restored data gets its previous data back.
+//! start on the restored data gets its previous data back. With --until,
+//! the binlog archive is replayed on top, up to TARGET (until.rs).
 
 mod exclusive;
 mod input;
 mod journal;
 mod layout;
 mod options;
+mod private;
 mod replica;
 mod restore;
 mod server;
@@ -17,6 +19,7 @@ mod signals;
 mod stage;
 mod swap;
 mod unpack;
+mod until;
 
 use journal::RealFs;
 use mysnap::cli::Args;
@@ -32,6 +35,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use swap::Datadir;
+use unpack::Unpacked;
 
 // Unlike s3-put and s3-get, this tool leaves glibc's mmap threshold alone:
 // the parallel decoder allocates and frees a 1 MiB block per MiB of
@@ -65,7 +69,7 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     let stager = Stager {
         args: &args,
         jobs: options.jobs,
-        signals,
+        signals: signals.clone(),
         owner,
         stamp,
         mappings: options.mappings,
@@ -79,12 +83,17 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     };
     let started = Instant::now();
     let stage = |root: &Path| stager.stage(root);
+    // --until's check that the archive reaches TARGET (never in place).
+    let before_swap = |unpacked: &Unpacked| match &options.until {
+        Some(until) => until.check(unpacked.manifest.as_ref(), &signals),
+        None => Ok(()),
+    };
     let (unpacked, downtime) = if options.in_place {
         restore::in_place(env, datadir, stage)?
     } else {
-        restore::staged(env, datadir, stage)?
+        restore::staged(env, datadir, stage, before_swap)?
     };
-    let server = if no_server {
+    let answered = if no_server {
         "no server to start".to_string()
     } else {
         format!(
@@ -94,14 +103,23 @@ fn run(args: Args, signals: Arc<Signals>) -> Result<()> {
     };
     log::info!(
         files = unpacked.files, bytes = unpacked.bytes, downtime_ms = downtime.as_millis() as u64;
-        "restored {} files, {} into {} in {:.1}s ({}); {server}",
+        "restored {} files, {} into {} in {:.1}s ({}); {answered}",
         unpacked.files,
         format_size(unpacked.bytes),
         options.dir.display(),
         started.elapsed().as_secs_f64(),
         format_rate(unpacked.bytes, started.elapsed()),
     );
-    report_coordinates(&args, unpacked.manifest.as_ref())
+    report_coordinates(&args, unpacked.manifest.as_ref())?;
+    match &options.until {
+        Some(until) => until.replay(
+            unpacked.manifest.as_ref(),
+            &options.dir,
+            &server.connect,
+            &signals,
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Prints the coordinates (and writes --coordinates-file).

@@ -4,6 +4,7 @@ use crate::layout;
 use crate::server::Control;
 use crate::swap::Datadir;
 use crate::unpack::Owner;
+use crate::until::Until;
 use mysnap::cli::{Args, Cli};
 use mysnap::error::IoContext;
 use mysnap::mysql::ConnectOptions;
@@ -16,12 +17,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const SYNOPSIS: &str =
-    "mysql-restore-dir [OPTIONS] --datadir DIR (--service NAME | --stop-cmd CMD --start-cmd CMD | --no-server) [-- COMMAND [ARGS...]]";
+    "mysql-restore-dir [OPTIONS] --datadir DIR (--service NAME | --stop-cmd CMD --start-cmd CMD | --no-server) [--until TARGET --binlog-archive s3://BUCKET/PREFIX/] [-- COMMAND [ARGS...]]";
 const ABOUT: &str = "Restores a MySQL/MariaDB data directory from an archive (snap-tar's, or a
 plain tar with --no-manifest) read from stdin or from COMMAND's stdout. Unpacks
 and verifies beside DIR while the server runs, then stops it, keeps DIR as
 DIR.old-<UTC time>, swaps the restored data in, starts the server and waits
-until it answers. Prints the replication coordinates the archive recorded.";
+until it answers. Prints the replication coordinates the archive recorded.
+With --until, then replays the binary log archived by mysql-binlog-archive from
+those coordinates up to TARGET (mysql-binlog-replay): a point-in-time restore.
+Whether the archive covers the range is checked before the server stops; if it
+does not, nothing changes.";
 
 pub fn cli() -> Cli {
     let mut cli = Cli::new("mysql-restore-dir", SYNOPSIS, ABOUT);
@@ -81,6 +86,48 @@ pub fn cli() -> Cli {
         "restore over a non-datadir DIR, or a backup from a newer server",
     );
     opts.optopt("j", "jobs", "decompression threads (default: 2)", "N");
+    opts.optopt(
+        "",
+        "until",
+        "then replay the binlog archive from the backup's coordinates up to a time, a GTID \
+         (inclusive unless --exclusive) or FILE:POS; checked before the server stops",
+        "TARGET",
+    );
+    opts.optopt(
+        "",
+        "binlog-archive",
+        "with --until: where mysql-binlog-archive stores the binlog",
+        "s3://BUCKET/PREFIX/",
+    );
+    opts.optopt(
+        "",
+        "binlog-epoch",
+        "with --until: replay this epoch of the archive (needed when the backup's file is in more than one)",
+        "NAME",
+    );
+    opts.optflag(
+        "",
+        "exclusive",
+        "with a GTID --until: stop before that transaction",
+    );
+    opts.optopt(
+        "",
+        "mysqld",
+        "with --until and --no-server: the server to start privately for the replay (default: mariadbd, else mysqld)",
+        "PATH",
+    );
+    opts.optmulti(
+        "",
+        "mysqld-option",
+        "with --until and --no-server: an option for that server, first on its command line; repeatable",
+        "OPTION",
+    );
+    opts.optopt(
+        "",
+        "replay-tool",
+        "with --until: the mysql-binlog-replay to run (default: beside this tool, else on PATH)",
+        "PATH",
+    );
     mysnap::mysql::add_options(opts);
     cli
 }
@@ -94,6 +141,8 @@ pub struct Options {
     pub in_place: bool,
     pub connect: ConnectOptions,
     pub mappings: Vec<layout::Mapping>,
+    /// --until: the replay after the restore.
+    pub until: Option<Until>,
 }
 
 impl Options {
@@ -103,9 +152,12 @@ impl Options {
             args.string("datadir")
                 .ok_or_else(|| args.usage("--datadir DIR is required"))?,
         );
+        let control = control(args)?;
+        let wait = args.value("wait", Duration::from_secs(300), parse_duration)?;
         Ok(Options {
-            control: control(args)?,
-            wait: args.value("wait", Duration::from_secs(300), parse_duration)?,
+            until: Until::from_args(args, &control, wait)?,
+            control,
+            wait,
             jobs: args.number("jobs", 2, 1, 64)?,
             in_place: args.flag("in-place"),
             connect: ConnectOptions::from_args(args, "mysql-restore-dir")?,

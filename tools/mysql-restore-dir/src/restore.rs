@@ -110,15 +110,21 @@ impl Env<'_> {
 /// Unpacks `stage`'s data into a staging root, filled by `stage`, while
 /// the server serves; then stops, swaps, starts. `stage` returns what it
 /// unpacked and the layout targets it staged, and removes what it staged
-/// when it fails.
+/// when it fails. `before_swap` looks at what was staged, the server still
+/// running on the previous data: when it fails, the staging goes and
+/// nothing changed.
 pub fn staged<T>(
     env: Env,
     datadir: Target,
     stage: impl FnOnce(&Path) -> Result<(T, Vec<Target>)>,
+    before_swap: impl FnOnce(&T) -> Result<()>,
 ) -> Result<(T, Duration)> {
     let (unpacked, layout) =
         stage(&datadir.names.staging).map_err(|e| e.context("nothing changed"))?;
-    let targets = std::iter::once(datadir).chain(layout).collect();
+    let targets: Vec<Target> = std::iter::once(datadir).chain(layout).collect();
+    if let Err(e) = before_swap(&unpacked) {
+        return Err(e.context(format!("nothing changed{}", remove_staging(&targets))));
+    }
     let started = Staged { env, targets }.stop()?.swap()?.start()?;
     Ok((unpacked, started.downtime))
 }
@@ -635,7 +641,7 @@ mod tests {
     /// The staged restore of a fixture whose data is already staged.
     fn staged_restore(target: Target, server: &Fake, fs: &dyn Fs) -> Result<Duration> {
         let env = Env { server, fs };
-        staged(env, target, |_| Ok(((), Vec::new()))).map(|((), down)| down)
+        staged(env, target, |_| Ok(((), Vec::new())), |_: &()| Ok(())).map(|((), down)| down)
     }
 
     fn read(path: &Path) -> String {
@@ -764,6 +770,36 @@ mod tests {
         assert_eq!(read(&dir.join("ibdata1")), "new");
     }
 
+    /// --until's check: the server is never stopped, the staging goes.
+    #[test]
+    fn a_failed_check_before_the_swap_changes_nothing() {
+        let (tmp, t) = target(fixture(false, Before::Data));
+        let (ltmp, layout) = target(fixture(false, Before::Data));
+        let staging = [t.names.staging.clone(), layout.names.staging.clone()];
+        let unstaged = |dir: &Path, staging: &Path| -> Vec<_> {
+            tree(dir)
+                .into_iter()
+                .filter(|(name, _)| !dir.join(name).starts_with(staging))
+                .collect()
+        };
+        let before = (
+            unstaged(tmp.path(), &staging[0]),
+            unstaged(ltmp.path(), &staging[1]),
+        );
+        let server = Fake::default();
+        let env = Env {
+            server: &server,
+            fs: &RealFs,
+        };
+        let refuse = |_: &()| Err(Error::new(Exit::DataErr, "the archive ends too soon"));
+        let e = staged(env, t, |_| Ok(((), vec![layout])), refuse).unwrap_err();
+        assert_eq!(e.code(), Exit::DataErr as i32);
+        assert_eq!(e.message(), "nothing changed: the archive ends too soon");
+        assert!(server.calls().is_empty(), "the server was not stopped");
+        assert_eq!((tree(tmp.path()), tree(ltmp.path())), before);
+        assert!(staging.iter().all(|s| !s.exists()));
+    }
+
     #[test]
     fn a_failed_stop_changes_nothing() {
         let (tmp, t) = target(fixture(false, Before::Data));
@@ -856,7 +892,7 @@ mod tests {
             server: &server,
             fs: &fs,
         };
-        let e = staged(env, t, |_| Ok(((), vec![layout]))).unwrap_err();
+        let e = staged(env, t, |_| Ok(((), vec![layout])), |_: &()| Ok(())).unwrap_err();
         assert!(
             e.message().ends_with(&format!(
                 "{dirs} left as they were (the server is running on it)"

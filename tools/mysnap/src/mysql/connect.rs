@@ -111,6 +111,15 @@ impl ConnectOptions {
         Ok(options)
     }
 
+    /// The same user reaching a server through `socket` instead, such as
+    /// a private one with no network: host, port and protocol give way.
+    pub fn at_socket(mut self, socket: &std::path::Path) -> ConnectOptions {
+        self.values.set("socket", &socket.to_string_lossy());
+        self.values.set("host", "localhost");
+        self.values.set("protocol", "socket");
+        self
+    }
+
     /// A read that waits longer than this fails (a server that went away
     /// without closing the connection); none by default.
     pub fn with_read_timeout(mut self, timeout: Duration) -> ConnectOptions {

@@ -1,9 +1,9 @@
-//! Where a replay starts and where it stops, as the command line says
+//! Where a replay starts and where it stops, as a command line says
 //! them: FILE:POS, a time, or a GTID.
 
+use super::layout::valid_file;
+use crate::{Error, Result};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use mysnap::binlog::layout::valid_file;
-use mysnap::{Error, Result};
 use std::fmt;
 
 /// A place in the source's binary log: where the event after it starts.

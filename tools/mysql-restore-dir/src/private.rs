@@ -1,0 +1,212 @@
+//! The private server of --until with --no-server: mariadbd (or mysqld)
+//! started on the restored DIR for the replay only, with no network and
+//! its socket, pid file and error log in a private directory, then shut
+//! down cleanly. The machine's option files configure it, as they will the
+//! server that later runs on DIR.
+
+use crate::until::is_executable;
+use mysnap::cli::Args;
+use mysnap::error::IoContext;
+use mysnap::signals::Signals;
+use mysnap::{child, Error, Exit, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, Uid, User};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to start the private server.
+pub struct Spec {
+    binary: PathBuf,
+    /// --mysqld-option, first on its command line (--no-defaults and
+    /// --defaults-file must be).
+    options: Vec<String>,
+    /// How long it may take to answer, and to stop.
+    wait: Duration,
+}
+
+/// A private server running on DIR.
+pub struct Private {
+    child: Child,
+    dir: tempfile::TempDir,
+    wait: Duration,
+}
+
+impl Spec {
+    pub fn from_args(args: &Args, wait: Duration) -> Result<Spec> {
+        Ok(Spec {
+            binary: find(args.string("mysqld"))?,
+            options: args.strings("mysqld-option"),
+            wait,
+        })
+    }
+
+    /// Starts the server on `datadir` as the owner of its files, and waits
+    /// until it answers at its socket; `answers` connects there.
+    pub fn start(
+        &self,
+        datadir: &Path,
+        answers: impl Fn(&Path, Duration) -> Result<()>,
+        signals: &Signals,
+    ) -> Result<Private> {
+        let dir = tempfile::Builder::new()
+            .prefix("mysnap-replay-")
+            .tempdir()
+            .ctx("creating the private server's directory")?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(&self.options)
+            .arg(format!("--datadir={}", datadir.display()))
+            .args(["--skip-networking", "--skip-slave-start"])
+            .arg(format!(
+                "--socket={}",
+                dir.path().join("mysqld.sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("error.log").display()
+            ));
+        if Uid::effective().is_root() {
+            // As root the server refuses to start without --user; it runs
+            // as the owner of the restored files, who needs the directory.
+            let uid = std::fs::metadata(datadir)
+                .ctx(format!("{}", datadir.display()))?
+                .uid();
+            // A numeric id serves where no user has a name for it.
+            let user = User::from_uid(Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map_or_else(|| uid.to_string(), |u| u.name);
+            std::os::unix::fs::chown(dir.path(), Some(uid), None)
+                .ctx("giving the private directory to the server's user")?;
+            cmd.arg(format!("--user={user}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        log::info!(
+            "starting a private {} on {} for the replay (no network, socket in {})",
+            self.binary.display(),
+            datadir.display(),
+            dir.path().display()
+        );
+        let child = child::spawn_command(&mut cmd)?;
+        let mut private = Private {
+            child,
+            dir,
+            wait: self.wait,
+        };
+        let started = Instant::now();
+        loop {
+            if let Some(status) = private.child.try_wait().ctx("waiting for the server")? {
+                return Err(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "the private server {}{}",
+                        child::describe(status),
+                        private.logged()
+                    ),
+                ));
+            }
+            if let Err(stopped) = signals.check() {
+                let _ = private.stop(signals);
+                return Err(stopped);
+            }
+            let left = self.wait.saturating_sub(started.elapsed());
+            match answers(&private.socket(), Duration::ZERO) {
+                Ok(()) => return Ok(private),
+                Err(e) if left.is_zero() => {
+                    let stopped = private.stop(signals);
+                    return Err(e.context(format!(
+                        "the private server did not answer within {}s{}",
+                        self.wait.as_secs(),
+                        stopped
+                            .err()
+                            .map_or_else(String::new, |s| format!(" ({})", s.message()))
+                    )));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+}
+
+impl Private {
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("mysqld.sock")
+    }
+
+    /// Shuts the server down with SIGTERM and waits for it to exit, up to
+    /// the wait; one that does not is killed, and that is an error (InnoDB
+    /// recovers DIR when it next starts).
+    pub fn stop(mut self, signals: &Signals) -> Result<()> {
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let _ = kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + self.wait;
+        let end = signals.wait_child(&mut self.child, Some(deadline), &mut |_| {})?;
+        if end.over_time {
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!(
+                    "the private server did not stop within {}s and was killed",
+                    self.wait.as_secs()
+                ),
+            ));
+        }
+        if !end.status.success() {
+            return Err(Error::new(
+                Exit::Unavailable,
+                format!(
+                    "the private server {} on shutdown{}",
+                    child::describe(end.status),
+                    self.logged()
+                ),
+            ));
+        }
+        log::info!("the private server shut down cleanly");
+        Ok(())
+    }
+
+    /// ": <its first error line>", the cause (the last is "Aborting"),
+    /// from its error log, for a message.
+    fn logged(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
+        log.lines()
+            .find(|l| l.contains("[ERROR]"))
+            .map_or_else(String::new, |l| format!(": {}", l.trim()))
+    }
+}
+
+/// --mysqld, else mariadbd, else mysqld, on PATH or in /usr/sbin.
+fn find(given: Option<String>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        if !is_executable(Path::new(&path)) {
+            return Err(Error::new(
+                Exit::NotFound,
+                format!("--mysqld {path}: not an executable file"),
+            ));
+        }
+        return Ok(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .collect();
+    ["mariadbd", "mysqld"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| {
+            Error::new(
+                Exit::NotFound,
+                "--until with --no-server: no mariadbd or mysqld on PATH or in /usr/sbin for the \
+                 private server: give --mysqld",
+            )
+        })
+}

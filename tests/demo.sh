@@ -1,7 +1,8 @@
 #!/bin/bash
 # make demo: the stream path end to end on this machine. Starts a throwaway
 # S3 server (s3s-fs, SigV4 enforced) on loopback, streams a generated
-# payload through s3-put and back through s3-get, and says what happened.
+# payload through s3-put and back through s3-get, and says what happened;
+# then a point-in-time recovery against a throwaway MariaDB (demo-pitr.sh).
 # Then the nightly backup and a restore as the packaged units run them, in
 # the test VM.
 set -euo pipefail
@@ -52,6 +53,10 @@ else
     echo "  result     CHECKSUM MISMATCH" >&2
     exit 1
 fi
+
+# Point-in-time recovery, on this machine: the binlog archive, a DROP TABLE,
+# and a restore to the second before it.
+"$root/tests/demo-pitr.sh" "$bin" s3://demo/pitr/
 
 # The rest needs device-mapper and systemd as PID 1: in the test VM, over
 # this host's files, as a fleet machine would run it from the package.

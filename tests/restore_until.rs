@@ -225,9 +225,9 @@ struct History {
 }
 
 fn history() -> History {
-    // Annotate_rows events go only to a replica that asks for them, and
-    // mysql-binlog-archive does not: off, so that its archive is whole.
-    let db = Mariadb::start_with(&["--binlog-annotate-row-events=OFF"]);
+    // Row-based logging, with MariaDB's default Annotate_rows events
+    // before the row events: the archive and the replay carry them.
+    let db = Mariadb::start_with(&["--binlog-format=ROW"]);
     let s3 = S3Server::s3s_fs(&[BUCKET]);
     let mut admin = db.admin();
     for statement in [

@@ -69,7 +69,7 @@ fn cli() -> Cli {
     opts.optopt(
         "",
         "epoch",
-        "use this epoch of the archive (default: the newest that holds FROM's file)",
+        "use this epoch of the archive (default: the one that holds FROM's file; needed when several do)",
         "NAME",
     );
     opts.optflag(

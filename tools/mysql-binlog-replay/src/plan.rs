@@ -119,14 +119,16 @@ pub fn choose<'a>(
                     overview(timeline)
                 ))
             })?;
+            // Two epochs with the file: a server restored from a backup
+            // goes on in files of the same names, in an epoch of its own.
+            // Which one the backup belongs to, only the admin knows: the
+            // newer may hold the backup's file but not what followed it.
             if let Some(older) = holding.next() {
-                log::warn!(
-                    "{} is in more than one epoch: using the newest, {} (--epoch {} for \
-                     the older one)",
-                    from.file,
-                    e.name,
-                    older.name
-                );
+                return Err(refuse(format!(
+                    "{} is in more than one epoch ({} and {}): say which one the backup \
+                     belongs to with --epoch (--list shows them)",
+                    from.file, e.name, older.name
+                )));
             }
             e
         }
@@ -238,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_epoch_holding_the_file_and_the_whole_run_after_it() {
+    fn the_epoch_named_or_the_only_one_holding_the_file_and_the_whole_run_after_it() {
         let t = timeline(&[
             (segment_key("p/", E1, "b.000001", 4), 100),
             (segment_key("p/", E1, "b.000002", 4), 100),
@@ -248,7 +250,11 @@ mod tests {
             (gap_key("p/", E2, "b.000004"), 0),
             (segment_key("p/", E2, "b.000004", 4), 10),
         ]);
-        let plan = choose(&t, &from("b.000001", 54), None).unwrap();
+        // Both epochs hold b.000001: which one is the admin's to say.
+        let e = choose(&t, &from("b.000001", 54), None).unwrap_err();
+        assert_eq!(e.code(), 65);
+        assert!(e.message().contains("more than one epoch"), "{}", e.message());
+        let plan = choose(&t, &from("b.000001", 54), Some(E2)).unwrap();
         assert_eq!(plan.epoch.name, E2);
         assert_eq!(plan.segments().len(), 3);
         assert_eq!(plan.end(), from("b.000002", 14));

@@ -402,6 +402,31 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
     );
     let before = snapshot(&h.db.datadir());
 
+    // The recoverable window: the base backup, and the archive reaching
+    // past it to the newest archived event, the drop's.
+    let mut list = h.s3.tool("mysql-binlog-replay");
+    list.args(["--list", PREFIX]);
+    let listed = run(&mut list, b"");
+    listed.expect_code(0);
+    let text = listed.stdout_text();
+    let backup = text
+        .lines()
+        .skip_while(|l| *l != "backups")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no backups listed: {text}"));
+    assert!(
+        backup.contains(PREFIX) && backup.contains(".tar.gz  recoverable to "),
+        "{text}"
+    );
+    let newest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("newest archived event: "))
+        .unwrap_or_else(|| panic!("no newest event: {text}"));
+    assert!(
+        newest >= time(h.rows.last().unwrap().second).as_str(),
+        "{newest} is before the last row's second: {text}"
+    );
+
     // Usage: nothing is read, stopped or staged.
     let out = restore_until(&h, &time(until), "archive/db1/", &["-q"]);
     assert_nothing_changed(&h, &before, &out, 64, "not s3://BUCKET/PREFIX/");

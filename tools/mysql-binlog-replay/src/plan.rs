@@ -253,7 +253,11 @@ mod tests {
         // Both epochs hold b.000001: which one is the admin's to say.
         let e = choose(&t, &from("b.000001", 54), None).unwrap_err();
         assert_eq!(e.code(), 65);
-        assert!(e.message().contains("more than one epoch"), "{}", e.message());
+        assert!(
+            e.message().contains("more than one epoch"),
+            "{}",
+            e.message()
+        );
         let plan = choose(&t, &from("b.000001", 54), Some(E2)).unwrap();
         assert_eq!(plan.epoch.name, E2);
         assert_eq!(plan.segments().len(), 3);

@@ -8,6 +8,7 @@
 //! every request body once more, which would double the memory a part
 //! costs, and they cannot resume a download that was cut off half-way.
 
+pub mod backups;
 mod client;
 mod credentials;
 pub mod etag;

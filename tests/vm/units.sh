@@ -227,10 +227,35 @@ check "after SIGKILL, Restart=on-failure starts it again" wait_for 180 restarted
 sql "INSERT INTO t.items SELECT seq FROM t.seq_1101_to_1200"
 check "and it goes on where the archive ends" wait_for 120 archived_to_end
 check "  byte for byte, nothing twice" byte_exact "$(current_binlog)"
+# The accident, in a later second than the rows above: a restore to the
+# second before it must have them all, and not it.
+until_s=$(date -u +%s)
+while [ "$(date -u +%s)" -le "$until_s" ]; do sleep 0.05; done
+sql "DELETE FROM t.items WHERE id > 1000"
+check "the archive has the accident too" wait_for 120 archived_to_end
 systemctl stop $binunit
 check "systemctl stop: it stored what it had and exited 0" [ "$(systemctl show -P Result $binunit)" = success ]
 say "binlog archive: $(segments) segments, $(systemctl show -P NRestarts $binunit) restart"
-sql "DELETE FROM t.items WHERE id > 1000"
+
+# --- a restore to a point in time by the unit: MYSNAP_RESTORE_UNTIL --------------------
+# db2 again, from empty: the nightly backup (1000 rows), then the archive
+# replayed into a private server on the restored data, to the second
+# before the DELETE.
+until_t=$(date -u -d "@$until_s" '+%Y-%m-%d %H:%M:%S')
+systemctl stop testdb2
+find /srv/db2 -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {} +
+echo "MYSNAP_RESTORE_UNTIL=$until_t" >> /etc/mysnap/db2.conf
+systemctl start mysnap-restore@db2.service
+check "mysnap-restore@db2 with MYSNAP_RESTORE_UNTIL='$until_t' succeeded" \
+    [ "$(systemctl show -P Result mysnap-restore@db2.service)" = success ] ||
+    journalctl -u mysnap-restore@db2.service --no-pager | tail -30
+sed -i '/^MYSNAP_RESTORE_UNTIL=/d' /etc/mysnap/db2.conf
+systemctl start testdb2
+for _ in $(seq 600); do sql 'SELECT 1' $sock2 >/dev/null 2>&1 && break; sleep 0.1; done
+check "the server restored to $until_t has the 1200 rows from before the DELETE" \
+    [ "$(sql 'SELECT COUNT(*) FROM t.items' $sock2)" = 1200 ]
+say "rows: $(sql 'SELECT COUNT(*) FROM t.items') on db1 after the DELETE," \
+    "$(sql 'SELECT COUNT(*) FROM t.items' $sock2) on db2 restored to $until_t"
 
 # --- kill points -----------------------------------------------------------------
 # Each stage is reached and held open on observable state: a long statement

@@ -550,3 +550,100 @@ fn a_reset_master_begins_a_new_epoch_beside_the_old_one() {
         on_disk(&db, "binlog.000001")
     );
 }
+
+/// The server's binary log files and index, as a backup holds them.
+fn binlog_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("binlog.") && name != "binlog.state"
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_server_restored_from_a_backup_begins_a_new_epoch_beside_the_old_one() {
+    let db = server();
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    let sh = |script: &str| {
+        let status = Command::new("sh").args(["-c", script]).status().unwrap();
+        assert!(status.success(), "{script}");
+    };
+    write_rows(&db, 1, 10);
+    db.admin().query_drop("FLUSH BINARY LOGS").unwrap();
+    write_rows(&db, 11, 5);
+    // The base backup's binary logs: binlog.000001 whole, binlog.000002
+    // to the backup point.
+    let backup = db.dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    for file in binlog_files(&db.datadir()) {
+        std::fs::copy(&file, backup.join(file.file_name().unwrap())).unwrap();
+    }
+    // The archive goes on past the backup, into binlog.000003.
+    write_rows(&db, 16, 10);
+    db.admin().query_drop("FLUSH BINARY LOGS").unwrap();
+    write_rows(&db, 26, 5);
+    run(&mut archiver(&db, &s3, &["--no-follow"])).expect_code(0);
+    let before = snapshot(&s3);
+    let (t, _) = timeline(&s3);
+    assert_eq!(t.epochs.len(), 1, "{t:?}");
+    let old = t.epochs[0].clone();
+    assert!(
+        old.files.iter().any(|f| f.name == "binlog.000003"),
+        "{old:?}"
+    );
+    // The restore: the backup's binary logs in place of the server's.
+    sh(&db.stop_cmd());
+    for file in binlog_files(&db.datadir()) {
+        std::fs::remove_file(file).unwrap();
+    }
+    let _ = std::fs::remove_file(db.datadir().join("binlog.state"));
+    for file in binlog_files(&backup) {
+        std::fs::copy(&file, db.datadir().join(file.file_name().unwrap())).unwrap();
+    }
+    sh(&db.start_cmd());
+    wait_until("the restored server up", SLACK, || {
+        db.try_value("SELECT 1").is_some()
+    });
+    write_rows(&db, 100, 30);
+    let out = run(&mut archiver(&db, &s3, &["--no-follow"]));
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("binlog.000002 holds")
+            && out.stderr.contains("restored from a backup")
+            && out.stderr.contains("a new epoch"),
+        "the new epoch and why: {}",
+        out.stderr
+    );
+    let after = snapshot(&s3);
+    for (key, bytes) in &before {
+        assert_eq!(after.get(key), Some(bytes), "{key} untouched");
+    }
+    let (t, objects) = timeline(&s3);
+    assert_eq!(t.epochs.len(), 2, "{t:?}");
+    assert_eq!(t.epochs[0], old, "the old epoch as it was");
+    let new = &t.epochs[1];
+    assert!(new.name > old.name, "{} after {}", new.name, old.name);
+    let on_server = binlog_files(&db.datadir())
+        .into_iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|n| n != "binlog.index")
+        .collect::<Vec<_>>();
+    let names: Vec<&str> = new.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names, on_server,
+        "the new epoch has every file of the server"
+    );
+    for file in &new.files {
+        assert_eq!(
+            archived(file, &objects),
+            on_disk(&db, &file.name),
+            "{}",
+            file.name
+        );
+    }
+}

@@ -12,10 +12,10 @@ use crate::locate::{locate, Start};
 use crate::metrics::Metrics;
 use crate::segment::{Cut, Open};
 use crate::source::{self, Got, Request, Server};
-use crate::store::Store;
+use crate::store::{Put, Store};
 use libsystemd::daemon::{notify, NotifyState};
 use mysnap::binlog::event::{kind, Checksum, Event, Header, FIRST_EVENT};
-use mysnap::binlog::layout::epoch_name;
+use mysnap::binlog::layout::Timeline;
 use mysnap::mysql::ConnectOptions;
 use mysnap::{Error, Exit, Result};
 use std::path::PathBuf;
@@ -91,17 +91,26 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
             expect_created: None,
             open: None,
             streamed: false,
+            timeline: Timeline::default(),
+            diverged: None,
         };
         let result = session
             .run(connection, first, new_epoch.take(), &mut stops)
             .await;
         // A session that streamed was a good connection: count afresh.
         let streamed = session.streamed;
+        let diverged = session.diverged.take();
         first = false;
         match result {
             Ok(Ended::Stop) => return Ok(()),
             Ok(Ended::Failed(e)) => return Err(e),
             Ok(Ended::Lineage(why)) => {
+                log::warn!("{why}: a new epoch begins");
+                new_epoch = Some(why);
+                continue;
+            }
+            Err(_) if diverged.is_some() => {
+                let why = diverged.expect("checked");
                 log::warn!("{why}: a new epoch begins");
                 new_epoch = Some(why);
                 continue;
@@ -168,6 +177,11 @@ struct Session<'a> {
     open: Option<Open>,
     /// The server sent something on this connection.
     streamed: bool,
+    /// The archive as the session began: a new epoch is named after its
+    /// epochs of this server.
+    timeline: Timeline,
+    /// A segment's key held other events than the server sent: why.
+    diverged: Option<String>,
 }
 
 impl Session<'_> {
@@ -246,11 +260,19 @@ impl Session<'_> {
                 self.expected = FIRST_EVENT;
             }
             Start::NewEpoch { file, why } => {
-                log::info!("a new epoch of {} from {file}:4 ({why})", server.identity);
+                if end.is_some() {
+                    log::warn!(
+                        "{why}: a new epoch of {} begins at {file}:4, beside the old one",
+                        server.identity
+                    );
+                } else {
+                    log::info!("a new epoch of {} from {file}:4 ({why})", server.identity);
+                }
                 self.file = file;
                 self.expected = FIRST_EVENT;
             }
         }
+        self.timeline = timeline;
         self.metrics.gaps = gaps as u64;
         self.checksum = server.checksum;
         self.open = Some(Open::new(
@@ -491,13 +513,21 @@ impl Session<'_> {
         let epoch = match &self.epoch {
             Some(e) => e.clone(),
             None => {
-                let name = epoch_name(closed.meta.first_time, &self.identity());
+                let name = self
+                    .timeline
+                    .new_epoch_name(closed.meta.first_time, &self.identity());
                 log::info!("epoch {name} begins");
                 self.epoch = Some(name.clone());
                 name
             }
         };
-        let key = self.store.put_segment(&epoch, &closed).await?;
+        let key = match self.store.put_segment(&epoch, &closed).await? {
+            Put::Stored(key) => key,
+            Put::Diverged(why) => {
+                self.diverged = Some(why.clone());
+                return Err(Error::new(Exit::DataErr, why));
+            }
+        };
         log::debug!(
             "stored {} ({} bytes)",
             self.store.client.url(&key),

@@ -17,6 +17,9 @@ pub struct ArchiveEnd {
     pub file_created: u32,
     /// The last segment ended with a rotation to this file.
     pub next_file: Option<String>,
+    /// Every file of the epoch that has segments, and where its last one
+    /// ends (for a file before `file`, the file's end).
+    pub files: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,25 @@ pub fn locate(end: Option<&ArchiveEnd>, server: &Server) -> Start {
             why: "the archive holds nothing of this server yet".into(),
         };
     };
+    // A server whose file holds less than the archive has of that file
+    // wrote another history after some point of it: a server restored
+    // from a backup (its files are the backup's copies, up to the backup
+    // point), whose new events would follow bytes that the archive has
+    // and the server never wrote. Every file that both have tells, not
+    // only the one the archive ends in: the restored server goes on in a
+    // new file, while the backup's copy of the archive's file is short.
+    for (name, archived) in &end.files {
+        if let Some(size) = server.has(name).filter(|&size| size < *archived) {
+            return Start::NewEpoch {
+                file: oldest,
+                why: format!(
+                    "the server's {name} holds {size} bytes, but the archive has it to \
+                     {archived}: the server's binary log is not the archive's from there \
+                     on (restored from a backup?)"
+                ),
+            };
+        }
+    }
     // After a rotation the archive is at the start of the next file.
     let (file, position, created) = match &end.next_file {
         Some(next) => (next.clone(), FIRST_EVENT, None),
@@ -117,6 +139,7 @@ mod tests {
             position,
             file_created: 7,
             next_file: next.map(String::from),
+            files: vec![("b.000003".into(), 100), (file.into(), position)],
         }
     }
 
@@ -177,6 +200,36 @@ mod tests {
         assert!(matches!(
             locate(Some(&end("b.000004", 300, None)), &short),
             Start::NewEpoch { .. }
+        ));
+    }
+
+    #[test]
+    fn a_server_restored_from_a_backup_is_a_new_epoch() {
+        // The archive has b.000003 whole (100 bytes) and b.000004 to 300;
+        // the restored server has the backup's copy of b.000003, to 60,
+        // then a new b.000004 that it wrote past the archive's end.
+        let restored = server(&[("b.000002", 100), ("b.000003", 60), ("b.000004", 800)]);
+        for next in [None, Some("b.000005")] {
+            match locate(Some(&end("b.000004", 300, next)), &restored) {
+                Start::NewEpoch { file, why } => {
+                    assert_eq!(file, "b.000002");
+                    assert!(why.contains("b.000003 holds 60 bytes"), "{why}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // The backup's copy of the archive's own file, shorter than the
+        // archive has it, after a rotation out of it.
+        let restored = server(&[("b.000003", 100), ("b.000004", 200), ("b.000005", 4000)]);
+        assert!(matches!(
+            locate(Some(&end("b.000004", 300, Some("b.000005"))), &restored),
+            Start::NewEpoch { why, .. } if why.contains("b.000004 holds 200 bytes")
+        ));
+        // Files that hold at least what the archive has go on.
+        let same = server(&[("b.000003", 100), ("b.000004", 300), ("b.000005", 4000)]);
+        assert!(matches!(
+            locate(Some(&end("b.000004", 300, Some("b.000005"))), &same),
+            Start::Continue { file, .. } if file == "b.000005"
         ));
     }
 }

@@ -5,7 +5,7 @@ use crate::locate::ArchiveEnd;
 use crate::segment::Closed;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mysnap::binlog::layout::{self, SegmentMeta, Timeline};
-use mysnap::s3::{etag, Client};
+use mysnap::s3::Client;
 use mysnap::{Error, Exit, Result};
 
 pub struct Store {
@@ -60,20 +60,29 @@ impl Store {
                 ),
             )
         })?;
+        let files = epoch
+            .files
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), f.segments.last()?.end)))
+            .collect();
         let end = ArchiveEnd {
             epoch: epoch.name.clone(),
             file: file.to_string(),
             position,
             file_created: meta.file_created,
             next_file: meta.next_file,
+            files,
         };
         Ok((timeline, Some(end)))
     }
 
     /// Stores a segment under its final key, only if the key is free. A
     /// key that already holds these very bytes is an earlier try whose
-    /// answer was lost; one that holds others is another writer's.
-    pub async fn put_segment(&self, epoch: &str, segment: &Closed) -> Result<String> {
+    /// answer was lost; one that holds others is either another writer's
+    /// (the same events, cut elsewhere: one is the start of the other) or
+    /// another history of the server at a place the archive already has
+    /// ([`Put::Diverged`]).
+    pub async fn put_segment(&self, epoch: &str, segment: &Closed) -> Result<Put> {
         let key = layout::segment_key(&self.prefix, epoch, &segment.file, segment.start);
         let mut headers = create_only("application/octet-stream");
         for (name, value) in segment.meta.to_pairs() {
@@ -84,8 +93,35 @@ impl Store {
             headers.insert(name, value);
         }
         let body = bytes::Bytes::from(segment.bytes.clone());
-        self.put_once(&key, body, &headers, &segment.bytes).await?;
-        Ok(key)
+        let url = self.client.url(&key);
+        match self.client.put_object(&key, body, &headers).await {
+            Ok(_) => return Ok(Put::Stored(key)),
+            Err(e) if e.code() == Exit::CantCreate as i32 => {}
+            Err(e) => return Err(e),
+        }
+        let stored = self.client.get_small(&key).await?.unwrap_or_default();
+        if stored == segment.bytes {
+            log::info!("{url} was stored already, by a try whose answer was lost");
+            return Ok(Put::Stored(key));
+        }
+        match differs_at(&stored, &segment.bytes) {
+            Some(at) => Ok(Put::Diverged(format!(
+                "{url} holds other events than the server sent for {}: they differ from \
+                 {}:{} on, so the server's binary log is not the archive's",
+                segment.file,
+                segment.file,
+                segment.start + at as u64
+            ))),
+            None => Err(Error::new(
+                Exit::CantCreate,
+                format!(
+                    "{url} already holds {} bytes of the same events ({} sent): is another \
+                     mysql-binlog-archive writing to this prefix?",
+                    stored.len(),
+                    segment.bytes.len()
+                ),
+            )),
+        }
     }
 
     /// Marks that events are missing before `file`, from `after` on.
@@ -109,36 +145,25 @@ impl Store {
             other => other.map(|_| key),
         }
     }
+}
 
-    async fn put_once(
-        &self,
-        key: &str,
-        body: bytes::Bytes,
-        headers: &HeaderMap,
-        bytes: &[u8],
-    ) -> Result<()> {
-        match self.client.put_object(key, body, headers).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Exit::CantCreate as i32 => {
-                let url = self.client.url(key);
-                let head = self.client.head(key).await?;
-                match head.and_then(|h| h.etag) {
-                    Some(tag) if etag::same(&tag, &etag::of_body(bytes)) => {
-                        log::info!("{url} was stored already, by a try whose answer was lost");
-                        Ok(())
-                    }
-                    _ => Err(Error::new(
-                        Exit::CantCreate,
-                        format!(
-                            "{url} already holds other bytes: is another mysql-binlog-archive \
-                             writing to this prefix?"
-                        ),
-                    )),
-                }
-            }
-            Err(e) => Err(e),
-        }
+/// What storing a segment came to.
+#[derive(Debug)]
+pub enum Put {
+    /// Stored (now, or by an earlier try) under this key.
+    Stored(String),
+    /// The key holds other events at a place both have: why.
+    Diverged(String),
+}
+
+/// Where two stretches of events first differ, within the shorter one;
+/// None when one is the start of the other (or an empty object, which no
+/// writer of this archive stores).
+fn differs_at(stored: &[u8], sent: &[u8]) -> Option<usize> {
+    if stored.is_empty() {
+        return None;
     }
+    stored.iter().zip(sent).position(|(a, b)| a != b)
 }
 
 /// Headers of a PUT that stores a new object, never over another.
@@ -153,4 +178,17 @@ fn create_only(content_type: &'static str) -> HeaderMap {
         HeaderValue::from_static(content_type),
     );
     headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differs_at;
+
+    #[test]
+    fn another_writers_cut_is_not_another_history() {
+        assert_eq!(differs_at(b"abcdef", b"abc"), None);
+        assert_eq!(differs_at(b"abc", b"abcdef"), None);
+        assert_eq!(differs_at(b"", b"abc"), None);
+        assert_eq!(differs_at(b"abXdef", b"abcdef"), Some(2));
+    }
 }

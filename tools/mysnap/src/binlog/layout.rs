@@ -9,7 +9,10 @@
 //! POSITION has 20 digits, so that keys sort as positions do. A segment's
 //! bytes are the events exactly as they stand in the server's file (a
 //! file is its four magic bytes, then its segments in order). EPOCH is
-//! `YYYYmmddTHHMMSSZ-IDENTITY`: when it began, and the server's identity.
+//! `YYYYmmddTHHMMSSZ-IDENTITY`: when it began (its first event's time, or
+//! a second after the server's newest epoch when that is later, so that
+//! epoch names never repeat and a newer epoch sorts after the older ones),
+//! and the server's identity.
 //! Everything that a listing cannot tell (times, GTIDs, the digest) is in
 //! the segment's object metadata, `x-amz-meta-mysnap-*`.
 //!
@@ -65,6 +68,15 @@ pub fn valid_epoch(name: &str) -> bool {
 pub fn epoch_name(started: u32, identity: &str) -> String {
     let time = chrono::DateTime::from_timestamp(i64::from(started), 0).unwrap_or_default();
     format!("{}-{identity}", time.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// When an epoch began, from its name (the inverse of [`epoch_name`]).
+pub fn epoch_started(name: &str) -> Option<u32> {
+    if !valid_epoch(name) {
+        return None;
+    }
+    let time = chrono::NaiveDateTime::parse_from_str(&name[..16], "%Y%m%dT%H%M%SZ").ok()?;
+    u32::try_from(time.and_utc().timestamp()).ok()
 }
 
 /// `prefix` is "" or ends with '/'.
@@ -345,6 +357,25 @@ impl Timeline {
     pub fn newest_of(&self, identity: &str) -> Option<&Epoch> {
         self.epochs.iter().rev().find(|e| e.identity() == identity)
     }
+
+    /// The name of a new epoch of `identity` whose first event is at
+    /// `first`: after every epoch of that server that the archive holds,
+    /// so never one of theirs and the newest. (A server restored from a
+    /// backup sends the very first file that began its older epoch: named
+    /// by that event's time alone, the new epoch would be the old one.)
+    pub fn new_epoch_name(&self, first: u32, identity: &str) -> String {
+        let newest = self
+            .epochs
+            .iter()
+            .filter(|e| e.identity() == identity)
+            .filter_map(|e| epoch_started(&e.name))
+            .max();
+        let started = match newest {
+            Some(t) if t >= first => t.saturating_add(1),
+            _ => first,
+        };
+        epoch_name(started, identity)
+    }
 }
 
 #[cfg(test)]
@@ -481,5 +512,34 @@ mod tests {
         );
         assert!(valid_epoch(&epoch_name(0, "x")));
         assert!(!valid_epoch("2026-x"));
+        assert_eq!(
+            epoch_started("20251203T101500Z-mariadb-d0-s1"),
+            Some(1_764_756_900)
+        );
+        assert_eq!(epoch_started("2025120XT101500Z-a"), None);
+    }
+
+    #[test]
+    fn a_new_epoch_is_named_after_the_servers_older_ones() {
+        let keys = [
+            (segment_key("", E, "b.000001", 4), 10),
+            (segment_key("", "20261203T101510Z-other", "b.000001", 4), 10),
+        ];
+        let t = Timeline::from_listing("", keys.iter().map(|(k, s)| (k.as_str(), *s)));
+        let at = epoch_started(E).unwrap();
+        // The same first event (a restored server's copy of the file that
+        // began E), or an older one: the second after E.
+        for first in [at, at - 3600] {
+            assert_eq!(
+                t.new_epoch_name(first, "mariadb-d0-s1"),
+                "20261203T101501Z-mariadb-d0-s1"
+            );
+        }
+        assert_eq!(
+            t.new_epoch_name(at + 60, "mariadb-d0-s1"),
+            epoch_name(at + 60, "mariadb-d0-s1")
+        );
+        // Another server's epochs do not count.
+        assert_eq!(t.new_epoch_name(at, "x"), epoch_name(at, "x"));
     }
 }

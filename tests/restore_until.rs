@@ -282,8 +282,9 @@ fn history() -> History {
     write(&db, &mut rows, 3);
     db.admin().query_drop("DROP TABLE t.rows").unwrap();
     wait_archived(&db, &s3);
-    // Stopped before the restores: on a restored server it does not yet
-    // start a new epoch, it stops (and says why).
+    // Stopped before the restores: on a restored server it would begin a
+    // new epoch, which holds the backup's file too, and each later restore
+    // here would have to name its epoch.
     drop(archiver);
     History {
         db,

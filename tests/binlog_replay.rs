@@ -458,6 +458,7 @@ fn apply_as_relay_logs(
     from_pos: &str,
     threads: usize,
     mode: &str,
+    expected_rows: u64,
 ) -> f64 {
     let mut admin = db.admin();
     // No replica configured and no relay log left from an earlier run.
@@ -503,6 +504,16 @@ fn apply_as_relay_logs(
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // Counted before STOP SLAVE, which lets the workers finish what they
+    // hold: a position that ran ahead of the commits shows here.
+    let rows: u64 = admin
+        .query_first("SELECT COUNT(*) FROM t.bench")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rows, expected_rows,
+        "the SQL thread left our relay logs early"
+    );
     admin.query_drop("STOP SLAVE").unwrap();
     elapsed
 }
@@ -665,7 +676,13 @@ fn bench_replay_against_mariadb_binlog_by_hand() {
 
         for ((_, threads, mode), times) in relay_ways.iter().zip(&mut relay) {
             times.push(apply_as_relay_logs(
-                &dst, &on_disk, from_file, from_pos, *threads, mode,
+                &dst,
+                &on_disk,
+                from_file,
+                from_pos,
+                *threads,
+                mode,
+                transactions as u64 * 10,
             ));
             assert_eq!(count(&dst), (transactions * 10).to_string());
             reset(&dst);

@@ -39,6 +39,7 @@ bench: deps build
 	bench/tar.sh
 	bench/restore.sh
 	bench/binlog.sh
+	bench/replay.sh
 
 # The demo installs the .deb in the test VM.
 demo: deps deb

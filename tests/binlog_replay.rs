@@ -35,7 +35,12 @@ fn source() -> Mariadb {
 /// setup. The backup user may apply what the binlog holds; the grants
 /// are not binlogged, so the server's GTID position stays the source's.
 fn target() -> Mariadb {
-    let db = Mariadb::start();
+    target_with(&[])
+}
+
+/// The same, with more server options.
+fn target_with(server_options: &[&str]) -> Mariadb {
+    let db = Mariadb::start_with(server_options);
     let mut admin = db.admin();
     for statement in [
         "SET sql_log_bin = 0",
@@ -431,17 +436,113 @@ fn setting(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Apply speed against `mariadb-binlog FILES | mariadb` by hand on the
-/// same files (the source's own), on the same target reset between runs.
-/// Run by bench/replay.sh; BENCH_REPLAY_TRANSACTIONS and BENCH_REPLAY_RUNS.
+/// One of the SHOW SLAVE STATUS columns, as text ("" for NULL).
+fn slave_status(row: &mysql::Row, column: &str) -> String {
+    row.get_opt::<Option<String>, _>(column)
+        .and_then(Result::ok)
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The relay-log path, by hand: the binlog files (from `from` on) go into
+/// the target's datadir as its relay logs, and its SQL thread, with
+/// `threads` parallel workers in `mode` (0: the serial applier), applies
+/// them. Needs the target started with --relay-log=relay and
+/// --skip-slave-start, a server_id not the source's, and an account with
+/// SUPER (or REPLICATION SLAVE ADMIN). Returns the seconds from the first
+/// copy to the SQL thread's leaving the last of the files.
+fn apply_as_relay_logs(
+    db: &Mariadb,
+    files: &[PathBuf],
+    from_file: &str,
+    from_pos: &str,
+    threads: usize,
+    mode: &str,
+    expected_rows: u64,
+) -> f64 {
+    let mut admin = db.admin();
+    // No replica configured and no relay log left from an earlier run.
+    admin.query_drop("STOP SLAVE").unwrap();
+    admin.query_drop("RESET SLAVE ALL").unwrap();
+    let started = std::time::Instant::now();
+    let mut index = String::new();
+    for (n, file) in files.iter().enumerate() {
+        let name = format!("relay.{:06}", n + 1);
+        std::fs::copy(file, db.datadir().join(&name)).unwrap();
+        index.push_str(&format!("./{name}\n"));
+    }
+    std::fs::write(db.datadir().join("relay.index"), index).unwrap();
+    // MASTER_LOG_FILE as well as RELAY_LOG_FILE: a binlog file, unlike a
+    // relay log, starts with no Rotate event naming the master's file,
+    // and MariaDB 10.11's parallel applier crashes the server on the
+    // empty name it is left with.
+    admin
+        .query_drop(format!(
+            "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_USE_GTID = no, \
+             MASTER_LOG_FILE = '{from_file}', MASTER_LOG_POS = {from_pos}, \
+             RELAY_LOG_FILE = 'relay.000001', RELAY_LOG_POS = {from_pos}"
+        ))
+        .unwrap();
+    admin
+        .query_drop(format!(
+            "SET GLOBAL slave_parallel_threads = {threads}, slave_parallel_mode = '{mode}'"
+        ))
+        .unwrap();
+    admin.query_drop("START SLAVE SQL_THREAD").unwrap();
+    // CHANGE MASTER opened a relay log of its own after ours: once the
+    // SQL thread is in it, every event of ours is applied (with parallel
+    // workers, the position is the last group all of whose predecessors
+    // committed).
+    let own = format!("relay.{:06}", files.len() + 1);
+    loop {
+        let row: mysql::Row = admin.query_first("SHOW SLAVE STATUS").unwrap().unwrap();
+        let error = slave_status(&row, "Last_SQL_Error");
+        assert!(error.is_empty(), "the SQL thread stopped: {error}");
+        if slave_status(&row, "Relay_Log_File") >= own {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Counted before STOP SLAVE, which lets the workers finish what they
+    // hold: a position that ran ahead of the commits shows here.
+    let rows: u64 = admin
+        .query_first("SELECT COUNT(*) FROM t.bench")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rows, expected_rows,
+        "the SQL thread left our relay logs early"
+    );
+    admin.query_drop("STOP SLAVE").unwrap();
+    elapsed
+}
+
+/// Apply speed of three ways on the same files, the same target reset
+/// between runs: mysql-binlog-replay, `mariadb-binlog FILES | mariadb` by
+/// hand (the source's own files), and the files as the target's relay
+/// logs, applied by its SQL thread, serial then parallel. The source
+/// commits from several sessions at once, so that its binlog has commit
+/// groups for the parallel applier. Run by bench/replay.sh;
+/// BENCH_REPLAY_TRANSACTIONS, BENCH_REPLAY_RUNS, BENCH_REPLAY_WRITERS,
+/// BENCH_REPLAY_THREADS.
 #[test]
 #[ignore = "a benchmark: bench/replay.sh runs it"]
 fn bench_replay_against_mariadb_binlog_by_hand() {
     let transactions = setting("BENCH_REPLAY_TRANSACTIONS", 20_000);
     let runs = setting("BENCH_REPLAY_RUNS", 3);
+    let writers = setting("BENCH_REPLAY_WRITERS", 4).max(1);
+    let threads = setting("BENCH_REPLAY_THREADS", 4).max(1);
     let src = source();
     let s3 = S3Server::s3s_fs(&[BUCKET]);
-    let dst = target();
+    // Its own server_id: the SQL thread skips events of its own.
+    let dst = target_with(&[
+        "--server-id=2",
+        "--relay-log=relay",
+        "--skip-slave-start",
+        // Applied events binlogged on the target, as the other ways are.
+        "--log-slave-updates",
+    ]);
     for db in [&src, &dst] {
         // Commits wait for no fsync: the figures are the appliers', not the disk's.
         db.admin()
@@ -449,20 +550,51 @@ fn bench_replay_against_mariadb_binlog_by_hand() {
             .unwrap();
     }
     let from = coordinates(&src);
-    let mut conn = src.admin();
-    conn.query_drop("SET SESSION binlog_format = 'ROW'")
+    let group_commits = |db: &Mariadb| -> (u64, u64) {
+        let status = |name: &str| {
+            db.value(&format!(
+                "SELECT VARIABLE_VALUE FROM information_schema.global_status \
+                 WHERE VARIABLE_NAME = '{name}'"
+            ))
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+        };
+        (status("BINLOG_COMMITS"), status("BINLOG_GROUP_COMMITS"))
+    };
+    src.admin()
+        .query_drop("CREATE TABLE t.bench (id INT PRIMARY KEY, v VARCHAR(100))")
         .unwrap();
-    conn.query_drop("CREATE TABLE t.bench (id INT PRIMARY KEY, v VARCHAR(100))")
+    // A commit waits up to 2 ms for the other writers' to join its group
+    // (a lone writer's would only wait).
+    let wait_count = if writers > 1 { writers } else { 0 };
+    src.admin()
+        .query_drop(format!(
+            "SET GLOBAL binlog_commit_wait_count = {wait_count}, binlog_commit_wait_usec = 2000"
+        ))
         .unwrap();
+    let before = group_commits(&src);
     let filler = "x".repeat(100);
-    for n in 0..transactions {
-        let values: Vec<String> = (0..10)
-            .map(|i| format!("({}, '{filler}')", n * 10 + i))
-            .collect();
-        conn.query_drop(format!("INSERT INTO t.bench VALUES {}", values.join(",")))
-            .unwrap();
-    }
-    conn.query_drop("FLUSH BINARY LOGS").unwrap();
+    std::thread::scope(|scope| {
+        for w in 0..writers {
+            let mut conn = src.admin();
+            let filler = &filler;
+            scope.spawn(move || {
+                conn.query_drop("SET SESSION binlog_format = 'ROW'")
+                    .unwrap();
+                for n in (w..transactions).step_by(writers) {
+                    let values: Vec<String> = (0..10)
+                        .map(|i| format!("({}, '{filler}')", n * 10 + i))
+                        .collect();
+                    conn.query_drop(format!("INSERT INTO t.bench VALUES {}", values.join(",")))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let after = group_commits(&src);
+    let (commits, groups) = (after.0 - before.0, after.1 - before.1);
+    src.admin().query_drop("FLUSH BINARY LOGS").unwrap();
     archive(&src, &s3);
     let t = timeline(&s3);
     let files = &t.epochs[0].files;
@@ -482,11 +614,32 @@ fn bench_replay_against_mariadb_binlog_by_hand() {
     let count = |db: &Mariadb| db.value("SELECT COUNT(*) FROM t.bench").unwrap();
     let reset = |db: &Mariadb| {
         let mut admin = db.admin();
-        for s in ["SET sql_log_bin = 0", "DROP TABLE t.bench", "RESET MASTER"] {
+        for s in [
+            "STOP SLAVE",
+            "RESET SLAVE ALL",
+            "SET GLOBAL gtid_slave_pos = ''",
+            "SET sql_log_bin = 0",
+            "DROP TABLE t.bench",
+            "RESET MASTER",
+        ] {
             admin.query_drop(s).unwrap();
         }
     };
+    let relay_ways = [
+        ("relay logs, serial applier".to_string(), 0, "conservative"),
+        (
+            format!("relay logs, {threads} threads conservative"),
+            threads,
+            "conservative",
+        ),
+        (
+            format!("relay logs, {threads} threads optimistic"),
+            threads,
+            "optimistic",
+        ),
+    ];
     let (mut tool, mut apply, mut by_hand) = (Vec::new(), Vec::new(), Vec::new());
+    let mut relay: Vec<Vec<f64>> = vec![Vec::new(); relay_ways.len()];
     for _ in 0..runs {
         let started = std::time::Instant::now();
         let out = replay(&s3, &dst, &["--from", &from, "--until", &end]);
@@ -520,18 +673,45 @@ fn bench_replay_against_mariadb_binlog_by_hand() {
         assert!(status.success(), "{script}");
         assert_eq!(count(&dst), (transactions * 10).to_string());
         reset(&dst);
+
+        for ((_, threads, mode), times) in relay_ways.iter().zip(&mut relay) {
+            times.push(apply_as_relay_logs(
+                &dst,
+                &on_disk,
+                from_file,
+                from_pos,
+                *threads,
+                mode,
+                transactions as u64 * 10,
+            ));
+            assert_eq!(count(&dst), (transactions * 10).to_string());
+            reset(&dst);
+        }
     }
     let mib = bytes as f64 / (1024.0 * 1024.0);
     let (tool, apply, by_hand) = (median(tool), median(apply), median(by_hand));
+    let relay: Vec<f64> = relay.into_iter().map(median).collect();
     let transactions = transactions as f64 + 1.0;
     println!("replay: {mib:.1} MiB of binlog, {transactions} transactions, median of {runs} runs");
-    for (what, secs) in [
-        ("mysql-binlog-replay, fetch to end", tool),
-        ("mysql-binlog-replay, its apply", apply),
-        ("mariadb-binlog | mariadb by hand", by_hand),
-    ] {
+    println!(
+        "  source: {writers} writers, {commits} commits in {groups} binlog group commits \
+         ({:.1} a group)",
+        commits as f64 / groups.max(1) as f64
+    );
+    let mut ways = vec![
+        ("mysql-binlog-replay, fetch to end".to_string(), tool),
+        ("mysql-binlog-replay, its apply".to_string(), apply),
+        ("mariadb-binlog | mariadb by hand".to_string(), by_hand),
+    ];
+    ways.extend(
+        relay_ways
+            .iter()
+            .map(|w| w.0.clone())
+            .zip(relay.iter().copied()),
+    );
+    for (what, secs) in &ways {
         println!(
-            "  {what:36} {secs:6.2} s  {:7.1} MiB/s  {:8.0} transactions/s",
+            "  {what:38} {secs:6.2} s  {:7.1} MiB/s  {:8.0} transactions/s",
             mib / secs,
             transactions / secs
         );
@@ -541,4 +721,13 @@ fn bench_replay_against_mariadb_binlog_by_hand() {
         by_hand / tool,
         by_hand / apply
     );
+    for ((what, _, _), secs) in relay_ways.iter().zip(&relay) {
+        println!(
+            "  ratio ({what} against): by hand {:.2}x, mysql-binlog-replay {:.2}x end to end, \
+             {:.2}x its apply (> 1: the relay logs faster)",
+            by_hand / secs,
+            tool / secs,
+            apply / secs
+        );
+    }
 }

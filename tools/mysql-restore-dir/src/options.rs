@@ -128,6 +128,9 @@ pub fn cli() -> Cli {
         "with --until: the mysql-binlog-replay to run (default: beside this tool, else on PATH)",
         "PATH",
     );
+    for (name, help, hint) in crate::until::S3_OPTIONS {
+        opts.optopt("", name, help, hint);
+    }
     mysnap::mysql::add_options(opts);
     cli
 }

@@ -38,6 +38,36 @@ const CONNECTION: [&str; 10] = [
     "ssl-key",
 ];
 
+/// The S3 settings of the replay's archive, passed on as given (the
+/// replay checks them). The keys stay in the environment.
+pub const S3_OPTIONS: [(&str, &str, &str); 5] = [
+    (
+        "endpoint",
+        "with --until: the archive's S3 endpoint URL (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, or AWS)",
+        "URL",
+    ),
+    (
+        "region",
+        "with --until: the archive's region (default: $AWS_REGION, $AWS_DEFAULT_REGION, or us-east-1)",
+        "REGION",
+    ),
+    (
+        "profile",
+        "with --until: the profile in the shared credentials file (default: $AWS_PROFILE)",
+        "NAME",
+    ),
+    (
+        "retries",
+        "with --until: retries of a failed S3 request (default: 5)",
+        "N",
+    ),
+    (
+        "timeout",
+        "with --until: time for one S3 request, plus 1s per MiB (default: 60s)",
+        "DURATION",
+    ),
+];
+
 /// Where the restore stops, and how the replay is run.
 pub struct Until {
     /// TARGET as given: the replay parses it again.
@@ -94,10 +124,11 @@ impl Until {
         let Some(given) = args.string("until") else {
             if ["binlog-archive", "binlog-epoch", "exclusive", "replay-tool"]
                 .iter()
+                .chain(S3_OPTIONS.iter().map(|(name, _, _)| name))
                 .any(|o| args.matches.opt_present(o))
             {
                 return Err(
-                    args.usage("--binlog-archive, --binlog-epoch, --exclusive and --replay-tool go with --until")
+                    args.usage("--binlog-archive, --binlog-epoch, --exclusive, --replay-tool and the S3 options go with --until")
                 );
             }
             return Ok(None);
@@ -446,6 +477,11 @@ fn forwarded(args: &Args) -> Vec<String> {
             out.push(format!("--{name}={value}"));
         }
     }
+    for (name, _, _) in S3_OPTIONS {
+        if let Some(value) = args.string(name) {
+            out.push(format!("--{name}={value}"));
+        }
+    }
     for flag in ["no-defaults", "syslog"] {
         if args.flag(flag) {
             out.push(format!("--{flag}"));
@@ -485,12 +521,24 @@ mod tests {
             TOOL,
             "-S",
             "/s",
+            "--endpoint",
+            "http://127.0.0.1:9000",
+            "--region=eu-west-1",
             "-vv",
         ])
         .unwrap()
         .unwrap();
         assert_eq!(until.target, Target::Time(1_796_206_499));
-        assert_eq!(until.forwarded, ["--socket=/s", "--verbose", "--verbose"]);
+        assert_eq!(
+            until.forwarded,
+            [
+                "--socket=/s",
+                "--endpoint=http://127.0.0.1:9000",
+                "--region=eu-west-1",
+                "--verbose",
+                "--verbose"
+            ]
+        );
         let gtid = parse(&["--until", "0-1-42", "--exclusive", ARCHIVE, TOOL])
             .unwrap()
             .unwrap();
@@ -504,6 +552,7 @@ mod tests {
             (&[time, TOOL][..], "--until needs --binlog-archive"),
             (&[ARCHIVE][..], "go with --until"),
             (&["--binlog-epoch=e"][..], "go with --until"),
+            (&["--endpoint=http://127.0.0.1:9000"][..], "go with --until"),
             (
                 &["--until=soon", ARCHIVE, TOOL][..],
                 "--until 'soon' is neither",

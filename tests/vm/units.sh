@@ -244,12 +244,15 @@ say "binlog archive: $(segments) segments, $(systemctl show -P NRestarts $binuni
 until_t=$(date -u -d "@$until_s" '+%Y-%m-%d %H:%M:%S')
 systemctl stop testdb2
 find /srv/db2 -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {} +
-echo "MYSNAP_RESTORE_UNTIL=$until_t" >> /etc/mysnap/db2.conf
+# The replay takes its S3 settings from the environment (MYSNAP_S3_OPTIONS
+# are s3-get's).
+printf 'MYSNAP_RESTORE_UNTIL=%s\nAWS_ENDPOINT_URL=http://127.0.0.1:9000\nAWS_REGION=us-east-1\n' \
+    "$until_t" >> /etc/mysnap/db2.conf
 systemctl start mysnap-restore@db2.service
 check "mysnap-restore@db2 with MYSNAP_RESTORE_UNTIL='$until_t' succeeded" \
     [ "$(systemctl show -P Result mysnap-restore@db2.service)" = success ] ||
     journalctl -u mysnap-restore@db2.service --no-pager | tail -30
-sed -i '/^MYSNAP_RESTORE_UNTIL=/d' /etc/mysnap/db2.conf
+sed -i '/^MYSNAP_RESTORE_UNTIL=/d; /^AWS_ENDPOINT_URL=/d; /^AWS_REGION=/d' /etc/mysnap/db2.conf
 systemctl start testdb2
 for _ in $(seq 600); do sql 'SELECT 1' $sock2 >/dev/null 2>&1 && break; sleep 0.1; done
 check "the server restored to $until_t has the 1200 rows from before the DELETE" \

@@ -4,7 +4,7 @@
 //! down cleanly. The machine's option files configure it, as they will the
 //! server that later runs on DIR.
 
-use crate::until::is_executable;
+use crate::until::{given_program, path_dirs, search};
 use mysnap::cli::Args;
 use mysnap::error::IoContext;
 use mysnap::signals::Signals;
@@ -186,27 +186,14 @@ impl Private {
 /// --mysqld, else mariadbd, else mysqld, on PATH or in /usr/sbin.
 fn find(given: Option<String>) -> Result<PathBuf> {
     if let Some(path) = given {
-        if !is_executable(Path::new(&path)) {
-            return Err(Error::new(
-                Exit::NotFound,
-                format!("--mysqld {path}: not an executable file"),
-            ));
-        }
-        return Ok(PathBuf::from(path));
+        return given_program("--mysqld", path);
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .collect();
-    ["mariadbd", "mysqld"]
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
-        .find(|p| is_executable(p))
-        .ok_or_else(|| {
-            Error::new(
-                Exit::NotFound,
-                "--until with --no-server: no mariadbd or mysqld on PATH or in /usr/sbin for the \
-                 private server: give --mysqld",
-            )
-        })
+    let dirs = path_dirs().into_iter().chain([PathBuf::from("/usr/sbin")]);
+    search(&["mariadbd", "mysqld"], dirs).ok_or_else(|| {
+        Error::new(
+            Exit::NotFound,
+            "--until with --no-server: no mariadbd or mysqld on PATH or in /usr/sbin for the \
+             private server: give --mysqld",
+        )
+    })
 }

@@ -433,37 +433,47 @@ fn taken(manifest: &Manifest) -> String {
 /// install puts the tools together), else on PATH.
 fn find_tool(given: Option<String>) -> Result<PathBuf> {
     if let Some(path) = given {
-        if !is_executable(Path::new(&path)) {
-            return Err(Error::new(
-                Exit::NotFound,
-                format!("--replay-tool {path}: not an executable file"),
-            ));
-        }
-        return Ok(PathBuf::from(path));
+        return given_program("--replay-tool", path);
     }
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join(REPLAY)));
-    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(REPLAY))
-                .collect()
-        })
-        .unwrap_or_default();
-    beside
-        .into_iter()
-        .chain(on_path)
-        .find(|p| is_executable(p))
-        .ok_or_else(|| {
-            Error::new(
-                Exit::NotFound,
-                format!("--until: cannot find {REPLAY} beside mysql-restore-dir or on PATH: install it or give --replay-tool"),
-            )
-        })
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    search(&[REPLAY], beside.into_iter().chain(path_dirs())).ok_or_else(|| {
+        Error::new(
+            Exit::NotFound,
+            format!("--until: cannot find {REPLAY} beside mysql-restore-dir or on PATH: install it or give --replay-tool"),
+        )
+    })
 }
 
-/// A regular file someone may execute.
+/// A program that `option` names: it must be an executable file.
+pub fn given_program(option: &str, path: String) -> Result<PathBuf> {
+    if !is_executable(Path::new(&path)) {
+        return Err(Error::new(
+            Exit::NotFound,
+            format!("{option} {path}: not an executable file"),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The directories of PATH, in order.
+pub fn path_dirs() -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default()
+}
+
+/// The first of `names` that is executable in one of `dirs`: each name
+/// in every directory before the next name.
+pub fn search(names: &[&str], dirs: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+    names
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| is_executable(p))
+}
+
 pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

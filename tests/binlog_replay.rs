@@ -131,20 +131,6 @@ fn committed(conn: &mut mysql::Conn, id: u32) -> Row {
     Row { id, at, gtid }
 }
 
-fn ids(db: &Mariadb) -> BTreeSet<u32> {
-    db.admin()
-        .query("SELECT id FROM t.rows")
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-fn has_table(db: &Mariadb) -> bool {
-    db.value("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 't' AND table_name = 'rows'")
-        .as_deref()
-        == Some("1")
-}
-
 /// Back to the state at FROM, the GTID position too.
 fn reset(db: &Mariadb) {
     let mut admin = db.admin();
@@ -240,12 +226,12 @@ fn a_replay_stops_exactly_at_a_time_or_a_gtid() {
         "{}",
         out.stdout_text()
     );
-    assert!(!has_table(&dst), "a dry run applies nothing");
+    assert!(!dst.has_table(), "a dry run applies nothing");
 
     let out = replay(&s3, &dst, &["--from", &h.from, "--until", &time]);
     out.expect_code(0);
-    assert!(has_table(&dst));
-    assert_eq!(ids(&dst), expected, "--until {time}");
+    assert!(dst.has_table());
+    assert_eq!(dst.ids(), expected, "--until {time}");
     let newest = h.rows.iter().rev().find(|r| r.second() <= until).unwrap();
     last_applied(&out, &newest.gtid);
 
@@ -256,7 +242,7 @@ fn a_replay_stops_exactly_at_a_time_or_a_gtid() {
         .format("%Y-%m-%dT%H:%M:%S+01:00")
         .to_string();
     replay(&s3, &dst, &["--from", &h.from, "--until", &zoned]).expect_code(0);
-    assert_eq!(ids(&dst), expected, "--until {zoned}");
+    assert_eq!(dst.ids(), expected, "--until {zoned}");
 
     // A GTID in the middle, inclusive: that transaction and all before.
     reset(&dst);
@@ -264,7 +250,7 @@ fn a_replay_stops_exactly_at_a_time_or_a_gtid() {
     let out = replay(&s3, &dst, &["--from", &h.from, "--until", &h.rows[k].gtid]);
     out.expect_code(0);
     let expected: BTreeSet<u32> = h.rows[..=k].iter().map(|r| r.id).collect();
-    assert_eq!(ids(&dst), expected, "--until {}", h.rows[k].gtid);
+    assert_eq!(dst.ids(), expected, "--until {}", h.rows[k].gtid);
     last_applied(&out, &h.rows[k].gtid);
 
     // The accident's GTID, exclusive, from a status file: every row.
@@ -284,9 +270,9 @@ fn a_replay_stops_exactly_at_a_time_or_a_gtid() {
     let until_drop = ["--until", &h.drop_gtid, "--exclusive"];
     let out = replay(&s3, &dst, &[&from_file[..], &until_drop[..]].concat());
     out.expect_code(0);
-    assert!(has_table(&dst));
+    assert!(dst.has_table());
     let all: BTreeSet<u32> = h.rows.iter().map(|r| r.id).collect();
-    assert_eq!(ids(&dst), all);
+    assert_eq!(dst.ids(), all);
     last_applied(&out, &h.rows.last().unwrap().gtid);
 
     // Again on a server that has it all: refused, nothing doubled.
@@ -297,7 +283,7 @@ fn a_replay_stops_exactly_at_a_time_or_a_gtid() {
     );
     out.expect_one_line("holds these events already")
         .expect_code(65);
-    assert_eq!(ids(&dst), all);
+    assert_eq!(dst.ids(), all);
 }
 
 /// The archive as s3s-fs keeps it: one file per object, at its key.
@@ -337,7 +323,7 @@ fn what_the_archive_does_not_cover_is_refused_and_nothing_applied() {
     let refused = |args: &[&str], says: &str| {
         let out = replay(&s3, &dst, &[&["-q", "--from", &from][..], args].concat());
         out.expect_one_line(says).expect_code(65);
-        assert!(!has_table(&dst), "nothing applied: {args:?}");
+        assert!(!dst.has_table(), "nothing applied: {args:?}");
     };
 
     // The whole archive, to its last position: the plan is there.
@@ -416,11 +402,11 @@ fn what_the_archive_does_not_cover_is_refused_and_nothing_applied() {
         ],
     );
     out.expect_code(69);
-    assert!(!has_table(&dst));
+    assert!(!dst.has_table());
 
     // And with the archive whole again, it applies.
     replay(&s3, &dst, &["--from", &from, "--until", &end]).expect_code(0);
-    assert_eq!(ids(&dst), rows.iter().map(|r| r.id).collect());
+    assert_eq!(dst.ids(), rows.iter().map(|r| r.id).collect());
 }
 
 /// The median of a few timings.

@@ -66,23 +66,6 @@ fn write(db: &Mariadb, rows: &mut Vec<Row>, seconds: i64) {
     }
 }
 
-fn ids(db: &Mariadb) -> BTreeSet<u32> {
-    db.admin()
-        .query("SELECT id FROM t.rows")
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-fn has_table(db: &Mariadb) -> bool {
-    db.value(
-        "SELECT COUNT(*) FROM information_schema.tables \
-         WHERE table_schema = 't' AND table_name = 'rows'",
-    )
-    .as_deref()
-        == Some("1")
-}
-
 /// mysql-binlog-archive following the server, as mysnap-binlog@ runs it,
 /// stopped when dropped.
 struct Archiver(Child);
@@ -379,7 +362,7 @@ fn assert_nothing_changed(h: &History, before: &[String], out: &Output, code: i3
     out.expect_code(code).expect_one_line(says);
     assert_eq!(snapshot(&h.db.datadir()), before, "DIR changed");
     assert!(
-        !has_table(&h.db),
+        !h.db.has_table(),
         "the server still serves the data after the accident"
     );
     assert!(beside(&h.db, "restore").is_empty(), "no staging left");
@@ -480,14 +463,14 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
         assert!(out.stderr.contains(says), "{}", out.stderr);
     }
     let base: BTreeSet<u32> = h.rows[..h.base].iter().map(|r| r.id).collect();
-    assert_eq!(ids(&h.db), base, "the server runs on the base backup");
+    assert_eq!(h.db.ids(), base, "the server runs on the base backup");
     assert_eq!(beside(&h.db, "old").len(), 1, "the previous data is kept");
 
     // To the second before the accident: the base, then the binlog.
     let out = restore_until(&h, &time(until), PREFIX, &pinned[1..]);
     out.expect_code(0);
-    assert!(has_table(&h.db), "the table is back");
-    assert_eq!(ids(&h.db), expected, "--until {}", time(until));
+    assert!(h.db.has_table(), "the table is back");
+    assert_eq!(h.db.ids(), expected, "--until {}", time(until));
     let stdout = out.stdout_text();
     assert!(
         stdout.contains("CHANGE MASTER TO") && stdout.contains("last applied: "),
@@ -562,6 +545,6 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
     );
     sh(&h.db.start_cmd());
     wait_until_up(&h.db);
-    assert!(has_table(&h.db), "the table is back");
-    assert_eq!(ids(&h.db), expected, "--no-server --until {}", time(until));
+    assert!(h.db.has_table(), "the table is back");
+    assert_eq!(h.db.ids(), expected, "--no-server --until {}", time(until));
 }

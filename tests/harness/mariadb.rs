@@ -193,6 +193,25 @@ impl Mariadb {
     pub fn value(&self, query: &str) -> Option<String> {
         self.admin().query_first(query).unwrap()
     }
+
+    /// The ids in the tests' table `t.rows`.
+    pub fn ids(&self) -> std::collections::BTreeSet<u32> {
+        self.admin()
+            .query("SELECT id FROM t.rows")
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    /// Whether the tests' table `t.rows` exists.
+    pub fn has_table(&self) -> bool {
+        self.value(
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = 't' AND table_name = 'rows'",
+        )
+        .as_deref()
+            == Some("1")
+    }
 }
 
 impl Drop for Mariadb {

@@ -409,6 +409,18 @@ fn following_survives_a_cut_connection_and_a_server_restart() {
     let m = metrics(&metrics_file);
     assert!(m["mysnap_binlog_segments_stored_total"] >= 1.0, "{m:?}");
     assert!(m["mysnap_binlog_reconnects_total"] >= 1.0, "{m:?}");
+    // The cut's reconnection went on by GTID position. After the restart
+    // the server's position is in its new file, and the old one's stop
+    // event is asked for by file and position, without a warning.
+    assert!(err.contains(", by GTID position 0-1-"), "{err}");
+    assert!(
+        err.contains("the server's GTID position is in binlog.000002")
+            && err.contains(": the rest is asked for: going on by file and position"),
+        "{err}"
+    );
+    assert!(!err.contains("warning: asked by GTID"), "{err}");
+    assert!(!err.contains("refused the ask by GTID"), "{err}");
+    assert!(m.contains_key("mysnap_binlog_streaming_by_gtid"), "{m:?}");
 }
 
 /// SIGTERM stores what was received; SIGKILL loses nothing either, since
@@ -455,12 +467,18 @@ fn snapshot(s3: &S3Server) -> BTreeMap<String, Vec<u8>> {
     objects(s3)
 }
 
-#[test]
-fn binlogs_purged_before_they_were_archived_are_a_recorded_gap() {
+/// A server with `rows` rows written, archived to its end once.
+fn archived_once(rows: u32) -> (Mariadb, S3Server) {
     let db = server();
     let s3 = S3Server::s3s_fs(&[BUCKET]);
-    write_rows(&db, 1, 10);
+    write_rows(&db, 1, rows);
     run(&mut archiver(&db, &s3, &["--no-follow"])).expect_code(0);
+    (db, s3)
+}
+
+#[test]
+fn binlogs_purged_before_they_were_archived_are_a_recorded_gap() {
+    let (db, s3) = archived_once(10);
     let (lost, lost_end) = server_end(&db);
     // While the archiver is stopped: more rows, two rotations, a purge.
     write_rows(&db, 11, 10);
@@ -646,4 +664,94 @@ fn a_server_restored_from_a_backup_begins_a_new_epoch_beside_the_old_one() {
             file.name
         );
     }
+}
+
+/// The server's GTID position now.
+fn gtid_binlog_pos(db: &Mariadb) -> String {
+    db.admin()
+        .query_first("SELECT @@gtid_binlog_pos")
+        .unwrap()
+        .unwrap()
+}
+
+/// Sets the GTID position that the archive's last segment records.
+fn record_gtid_position(s3: &S3Server, position: &str) {
+    let (t, _) = timeline(s3);
+    let last = t.epochs[0].files.last().unwrap().segments.last().unwrap();
+    let file = s3.object_metadata_file(BUCKET, &last.key);
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let user = &mut meta["user_metadata"];
+    assert!(user["mysnap-gtid-position"].is_string(), "{meta}");
+    user["mysnap-gtid-position"] = position.into();
+    std::fs::write(&file, meta.to_string()).unwrap();
+}
+
+/// The run asked for the stream by `gtid`, and only so.
+fn asked_by_gtid(out: &Output, gtid: &str) {
+    out.expect_code(0);
+    let err = &out.stderr;
+    assert!(err.contains(&format!("by GTID position {gtid}")), "{err}");
+    assert!(!err.contains("by file and position"), "{err}");
+}
+
+/// The archive is the server's bytes, and has all of its newest file.
+fn archived_whole(db: &Mariadb, s3: &S3Server) {
+    let t = assert_byte_exact(db, s3);
+    let last = t.epochs[0].files.last().unwrap();
+    assert_eq!(archived(last, &timeline(s3).1), on_disk(db, &last.name));
+}
+
+#[test]
+fn the_archive_goes_on_by_gtid_position_and_by_file_when_the_server_refuses_it() {
+    let (db, s3) = archived_once(30);
+    // The position recorded is the server's: a second run asks by it.
+    let at_end = gtid_binlog_pos(&db);
+    write_rows(&db, 31, 10);
+    asked_by_gtid(&run(&mut archiver(&db, &s3, &["--no-follow"])), &at_end);
+    archived_whole(&db, &s3);
+
+    // A position that lags (as after a segment that ended inside a
+    // transaction): the server sends again the transactions after it,
+    // which the archive has; they are not stored twice.
+    let (domain_server, sequence) = gtid_binlog_pos(&db)
+        .rsplit_once('-')
+        .map(|(a, b)| (a.to_string(), b.parse::<u64>().unwrap()))
+        .unwrap();
+    let lagging = format!("{domain_server}-{}", sequence - 5);
+    record_gtid_position(&s3, &lagging);
+    write_rows(&db, 41, 10);
+    let out = run(&mut archiver(&db, &s3, &["--no-follow", "-v"]));
+    asked_by_gtid(&out, &lagging);
+    // Five transactions of at least a GTID, the insert and its XID.
+    let again = out
+        .stderr
+        .split("after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        again.is_some_and(|n| n >= 5 * 3),
+        "the five transactions after the lagging position were sent again: {}",
+        out.stderr
+    );
+    archived_whole(&db, &s3);
+
+    // A position that the server never had: it refuses it, and the
+    // archive goes on by file and position, whole.
+    record_gtid_position(&s3, "0-1-999999");
+    write_rows(&db, 51, 10);
+    let out = run(&mut archiver(&db, &s3, &["--no-follow"]));
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("the server refused the ask by GTID position")
+            && out.stderr.contains("going on by file and position"),
+        "{}",
+        out.stderr
+    );
+    archived_whole(&db, &s3);
+    // And it records the true position again for the next run.
+    let at_end = gtid_binlog_pos(&db);
+    asked_by_gtid(&run(&mut archiver(&db, &s3, &["--no-follow"])), &at_end);
 }

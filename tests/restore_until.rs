@@ -116,22 +116,13 @@ fn timeline(s3: &S3Server) -> Timeline {
 
 /// A later lineage's epoch, as the archive would hold it had it archived
 /// this server's binary log once restored: the backup's file `file`, the
-/// same bytes and metadata, under a newer epoch's name. (s3s-fs keeps an
-/// object's metadata beside the bucket, named by base64url of both.)
+/// same bytes and metadata, under a newer epoch's name.
 fn add_later_epoch(s3: &S3Server, file: &str) -> String {
     let t = timeline(s3);
     let old = &t.epochs[0];
     let (_, identity) = old.name.split_once('-').unwrap();
     let later = format!("20991231T000000Z-{identity}");
-    let bucket_dir = s3.object_file(BUCKET, "");
-    let root = bucket_dir.parent().unwrap();
-    let meta = |key: &str| {
-        root.join(format!(
-            ".bucket-{}.object-{}.metadata.json",
-            base64url(BUCKET),
-            base64url(key)
-        ))
-    };
+    let meta = |key: &str| s3.object_metadata_file(BUCKET, key);
     let segments = &old.files.iter().find(|f| f.name == file).unwrap().segments;
     for segment in segments {
         let key = segment.key.replacen(&old.name, &later, 1);
@@ -141,21 +132,6 @@ fn add_later_epoch(s3: &S3Server, file: &str) -> String {
         std::fs::copy(meta(&segment.key), meta(&key)).unwrap();
     }
     later
-}
-
-fn base64url(text: &str) -> String {
-    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in text.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 /// Polls until the archive's newest epoch ends where the server's binary

@@ -171,6 +171,17 @@ impl S3Server {
         }
     }
 
+    /// The file s3s-fs keeps an object's metadata in: beside the bucket,
+    /// named by the base64url of the bucket's name and the key's.
+    pub fn object_metadata_file(&self, bucket: &str, key: &str) -> PathBuf {
+        let bucket_dir = self.object_file(bucket, "");
+        bucket_dir.parent().unwrap().join(format!(
+            ".bucket-{}.object-{}.metadata.json",
+            base64url(bucket),
+            base64url(key)
+        ))
+    }
+
     /// Asks the server through boto3: `query` is one of the commands of
     /// fixtures/s3_query.py.
     pub fn query(&self, args: &[&str]) -> serde_json::Value {
@@ -222,4 +233,19 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn base64url(text: &str) -> String {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(DIGITS[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }

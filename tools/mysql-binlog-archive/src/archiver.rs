@@ -15,6 +15,7 @@ use crate::source::{self, Got, Request, Server};
 use crate::store::{Put, Store};
 use libsystemd::daemon::{notify, NotifyState};
 use mysnap::binlog::event::{kind, Checksum, Event, Header, FIRST_EVENT};
+use mysnap::binlog::gtid::{Position, Tracker};
 use mysnap::binlog::layout::Timeline;
 use mysnap::mysql::ConnectOptions;
 use mysnap::{Error, Exit, Result};
@@ -78,6 +79,9 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
     let mut failures = 0;
     let mut first = true;
     let mut new_epoch: Option<String> = None;
+    // The last session's ask by GTID was refused: ask the next one by file
+    // and position.
+    let mut by_file = false;
     loop {
         let mut session = Session {
             job,
@@ -93,13 +97,18 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
             streamed: false,
             timeline: Timeline::default(),
             diverged: None,
+            catching_up: false,
+            sent_again: 0,
+            gtid_refused: None,
         };
+        let use_gtid = !std::mem::take(&mut by_file);
         let result = session
-            .run(connection, first, new_epoch.take(), &mut stops)
+            .run(connection, first, new_epoch.take(), use_gtid, &mut stops)
             .await;
         // A session that streamed was a good connection: count afresh.
         let streamed = session.streamed;
         let diverged = session.diverged.take();
+        let refused = session.gtid_refused.take();
         first = false;
         match result {
             Ok(Ended::Stop) => return Ok(()),
@@ -107,6 +116,12 @@ pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Resul
             Ok(Ended::Lineage(why)) => {
                 log::warn!("{why}: a new epoch begins");
                 new_epoch = Some(why);
+                continue;
+            }
+            Err(_) if refused.is_some() => {
+                let (level, why) = refused.expect("checked");
+                log::log!(level, "{why}: going on by file and position");
+                by_file = true;
                 continue;
             }
             Err(_) if diverged.is_some() => {
@@ -182,6 +197,14 @@ struct Session<'a> {
     timeline: Timeline,
     /// A segment's key held other events than the server sent: why.
     diverged: Option<String>,
+    /// Asked by GTID, and the stream has not yet reached where the
+    /// archive ends: what the server sends again is followed, not added.
+    catching_up: bool,
+    /// Events sent again while catching up.
+    sent_again: u64,
+    /// The server refused the ask by GTID, or answered it elsewhere than
+    /// where the archive ends: why, and whether that is worth a warning.
+    gtid_refused: Option<(log::Level, String)>,
 }
 
 impl Session<'_> {
@@ -190,6 +213,7 @@ impl Session<'_> {
         connection: &ConnectOptions,
         first: bool,
         new_epoch: Option<String>,
+        use_gtid: bool,
         stops: &mut Stops,
     ) -> Result<Ended> {
         let read_timeout = self.job.heartbeat * 3 + Duration::from_secs(5);
@@ -221,14 +245,30 @@ impl Session<'_> {
             None => locate(end.as_ref(), &server),
         };
         let mut gaps = 0;
+        let mut gtid = Tracker::default();
+        let mut ask_gtid: Option<Position> = None;
         match start {
             Start::Continue {
                 epoch,
                 file,
                 position,
                 file_created,
+                gtid: known,
             } => {
-                log::info!("going on with epoch {epoch} at {file}:{position}");
+                // MariaDB is asked by GTID where the archive records the
+                // position; MySQL's GTID sets are not followed here.
+                ask_gtid = known.clone().filter(|p| {
+                    use_gtid && server.flavor == source::Flavor::Mariadb && !p.is_empty()
+                });
+                match &ask_gtid {
+                    Some(p) => log::info!(
+                        "going on with epoch {epoch} at {file}:{position}, by GTID position {p}"
+                    ),
+                    None => log::info!(
+                        "going on with epoch {epoch} at {file}:{position}, by file and position"
+                    ),
+                }
+                gtid = Tracker::at(known);
                 gaps = timeline
                     .epochs
                     .iter()
@@ -280,7 +320,10 @@ impl Session<'_> {
             self.expected,
             &server.identity,
             self.expect_created.unwrap_or(0),
+            gtid,
         ));
+        self.catching_up = ask_gtid.is_some();
+        self.metrics.by_gtid = ask_gtid.is_some();
         let request = Request {
             server_id,
             file: self.file.clone(),
@@ -288,6 +331,7 @@ impl Session<'_> {
             heartbeat: self.job.heartbeat,
             follow: self.job.follow,
             tls,
+            gtid: ask_gtid,
         };
         let flavor = server.flavor;
         self.server = Some(server);
@@ -335,6 +379,11 @@ impl Session<'_> {
                                 self.store_open().await?;
                                 return Err(e);
                             }
+                            Err(Interrupt::Gtid(level, why)) => {
+                                self.store_open().await?;
+                                self.gtid_refused = Some((level, why.clone()));
+                                return Err(Error::new(Exit::DataErr, why));
+                            }
                         }
                     }
                     Some(Got::End) | None => {
@@ -351,6 +400,17 @@ impl Session<'_> {
                     }
                     Some(Got::Failed(e)) => {
                         self.store_open().await?;
+                        // 1236 before the stream reached the archive's
+                        // end: the server has no such GTID position.
+                        if self.catching_up && e.code() == Exit::NoInput as i32 {
+                            self.gtid_refused = Some((
+                                log::Level::Warn,
+                                format!(
+                                    "the server refused the ask by GTID position: {}",
+                                    e.message()
+                                ),
+                            ));
+                        }
                         return Err(e);
                     }
                 },
@@ -421,6 +481,9 @@ impl Session<'_> {
                 let (file, position) = event
                     .rotation(self.checksum)
                     .ok_or_else(|| bad("the server sent a rotation without a file name".into()))?;
+                if file != self.file && self.catching_up && !self.archived_whole_before(&file) {
+                    return Err(self.elsewhere(&file));
+                }
                 if file != self.file {
                     return Ok(Action::Switch(file, position.max(FIRST_EVENT)));
                 }
@@ -433,6 +496,34 @@ impl Session<'_> {
         {
             self.check_lineage(header.timestamp)?;
             return Ok(Action::Nothing);
+        }
+        if self.catching_up {
+            // By GTID, the server sends from the start of the transaction
+            // after the position, and the file's own events before it:
+            // what the archive has already is followed, not added.
+            if u64::from(header.end) <= self.expected {
+                let checksum = self.checksum;
+                self.open().follow(&event, checksum);
+                self.sent_again += 1;
+                return Ok(Action::Nothing);
+            }
+            if start != self.expected {
+                return Err(Interrupt::Gtid(
+                    log::Level::Warn,
+                    format!(
+                        "asked by GTID position, the server sent an event at {}:{start}, but \
+                         the archive is at {}:{}",
+                        self.file, self.file, self.expected
+                    ),
+                ));
+            }
+            self.catching_up = false;
+            log::debug!(
+                "by GTID the stream meets the archive at {}:{start}, after {} events \
+                 that the archive has",
+                self.file,
+                self.sent_again
+            );
         }
         if start != self.expected {
             return Err(bad(format!(
@@ -447,6 +538,48 @@ impl Session<'_> {
         self.open().push(&event, checksum);
         self.expected = u64::from(header.end);
         Ok(Action::Added(header.kind))
+    }
+
+    /// Whether the archive has all of the file it is in, as the server
+    /// lists it, and `next` is the server's next file: by GTID, a server
+    /// whose position is at the end of a file (after a restart, or a
+    /// rotation that the archive ends just before) sends from the next.
+    fn archived_whole_before(&self, next: &str) -> bool {
+        let Some(server) = &self.server else {
+            return false;
+        };
+        let files = &server.binlogs;
+        files.windows(2).any(|pair| {
+            let ((this, size), (following, _)) = (&pair[0], &pair[1]);
+            *this == self.file && *size == self.expected && following == next
+        })
+    }
+
+    /// Asked by GTID, the server streams from `file`, which is not where
+    /// the archive ends. A file that the archive has all but its last
+    /// events of (the stop event that a server writes as it shuts down
+    /// comes after the last transaction) is the usual case after a
+    /// restart, and no cause for a warning.
+    fn elsewhere(&self, file: &str) -> Interrupt {
+        let size = self.server.as_ref().and_then(|s| s.has(&self.file));
+        match size {
+            Some(size) if size > self.expected => Interrupt::Gtid(
+                log::Level::Info,
+                format!(
+                    "the server's GTID position is in {file}, and the archive has {} to {} \
+                     of its {size} bytes: the rest is asked for",
+                    self.file, self.expected
+                ),
+            ),
+            _ => Interrupt::Gtid(
+                log::Level::Warn,
+                format!(
+                    "asked by GTID position, the server streams from {file}, but the \
+                     archive is at {}:{}",
+                    self.file, self.expected
+                ),
+            ),
+        }
     }
 
     /// A file's format description says when it was made: a file of the
@@ -499,7 +632,9 @@ impl Session<'_> {
         self.expected = position;
         self.expect_created = None;
         let identity = self.identity();
-        self.open = Some(Open::new(&self.file, position, &identity, 0));
+        // The GTID position goes on; the next file's GTID list restates it.
+        let gtid = self.open().gtid().clone();
+        self.open = Some(Open::new(&self.file, position, &identity, 0, gtid));
     }
 
     /// Stores the open segment, if it holds anything; after a rotation,
@@ -572,4 +707,7 @@ enum Action {
 enum Interrupt {
     Lineage(String),
     Error(Error),
+    /// Asked by GTID, the stream does not meet the archive's end: why,
+    /// and how loudly to say it.
+    Gtid(log::Level, String),
 }

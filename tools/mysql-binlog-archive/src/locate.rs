@@ -4,6 +4,7 @@
 
 use crate::source::Server;
 use mysnap::binlog::event::FIRST_EVENT;
+use mysnap::binlog::gtid::Position;
 use mysnap::binlog::layout::file_number;
 
 /// The end of the newest epoch of this server, as stored.
@@ -17,6 +18,8 @@ pub struct ArchiveEnd {
     pub file_created: u32,
     /// The last segment ended with a rotation to this file.
     pub next_file: Option<String>,
+    /// MariaDB's GTID position there, when the last segment records it.
+    pub gtid_position: Option<Position>,
     /// Every file of the epoch that has segments, and where its last one
     /// ends (for a file before `file`, the file's end).
     pub files: Vec<(String, u64)>,
@@ -26,11 +29,13 @@ pub struct ArchiveEnd {
 pub enum Start {
     /// Go on in the same epoch, where it ends: the server's file must
     /// have been created at `file_created` (checked on its first event).
+    /// `gtid`: the GTID position there, to ask for the stream by.
     Continue {
         epoch: String,
         file: String,
         position: u64,
         file_created: Option<u32>,
+        gtid: Option<Position>,
     },
     /// The server no longer has what follows the archive: record a gap in
     /// the epoch, and go on from the oldest file that it has.
@@ -83,6 +88,7 @@ pub fn locate(end: Option<&ArchiveEnd>, server: &Server) -> Start {
                 file,
                 position,
                 file_created: created,
+                gtid: end.gtid_position.clone(),
             };
         }
         return Start::NewEpoch {
@@ -139,6 +145,7 @@ mod tests {
             position,
             file_created: 7,
             next_file: next.map(String::from),
+            gtid_position: None,
             files: vec![("b.000003".into(), 100), (file.into(), position)],
         }
     }
@@ -158,9 +165,17 @@ mod tests {
                 epoch: "E".into(),
                 file: "b.000004".into(),
                 position: 300,
-                file_created: Some(7)
+                file_created: Some(7),
+                gtid: None
             }
         );
+        // With the GTID position that the last segment recorded.
+        let mut with_gtid = end("b.000004", 300, None);
+        with_gtid.gtid_position = Some("0-1-17".parse().unwrap());
+        assert!(matches!(
+            locate(Some(&with_gtid), &s),
+            Start::Continue { gtid: Some(g), .. } if g.to_string() == "0-1-17"
+        ));
         // After a rotation, at the next file's start, even once the
         // rotated file is purged.
         let s = server(&[("b.000005", 500)]);
@@ -170,7 +185,8 @@ mod tests {
                 epoch: "E".into(),
                 file: "b.000005".into(),
                 position: 4,
-                file_created: None
+                file_created: None,
+                gtid: None
             }
         );
     }

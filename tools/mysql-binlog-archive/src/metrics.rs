@@ -22,6 +22,9 @@ pub struct Metrics {
     pub unstored_bytes: u64,
     /// The last heartbeat said the server had sent all it had.
     pub caught_up: bool,
+    /// The stream was asked for by MariaDB GTID position (else by file
+    /// and position).
+    pub by_gtid: bool,
     pub reconnects: u64,
 }
 
@@ -84,6 +87,12 @@ impl Metrics {
             "gauge",
             "1 when the server's last heartbeat found nothing more to send.",
             u8::from(self.caught_up).to_string(),
+        );
+        series(
+            "streaming_by_gtid",
+            "gauge",
+            "1 when the stream was asked for by GTID position, 0 by file and position.",
+            u8::from(self.by_gtid).to_string(),
         );
         series(
             "reconnects_total",

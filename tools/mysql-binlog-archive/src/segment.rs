@@ -2,6 +2,7 @@
 //! and when it must be closed.
 
 use mysnap::binlog::event::{kind, Checksum, Event};
+use mysnap::binlog::gtid::Tracker;
 use mysnap::binlog::layout::SegmentMeta;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
@@ -40,10 +41,14 @@ pub struct Open {
     opened: Option<Instant>,
     /// The file's next name, once a rotation has been added.
     rotated: Option<String>,
+    /// MariaDB's GTID position at the end of what is here.
+    gtid: Tracker,
 }
 
 impl Open {
-    pub fn new(file: &str, start: u64, server: &str, file_created: u32) -> Open {
+    /// A segment from `file:start`, where the GTID position is what
+    /// `gtid` has followed up to there.
+    pub fn new(file: &str, start: u64, server: &str, file_created: u32, gtid: Tracker) -> Open {
         Open {
             file: file.to_string(),
             start,
@@ -55,7 +60,20 @@ impl Open {
             },
             opened: None,
             rotated: None,
+            gtid,
         }
+    }
+
+    /// The GTID position as followed so far, to go on with elsewhere.
+    pub fn gtid(&self) -> &Tracker {
+        &self.gtid
+    }
+
+    /// Follows an event that the archive has already (sent again from a
+    /// transaction's start when going on by GTID): it moves the GTID
+    /// position, but is not added.
+    pub fn follow(&mut self, event: &Event, checksum: Checksum) {
+        self.gtid.push(event, checksum);
     }
 
     /// The file's format description time, once known.
@@ -96,6 +114,7 @@ impl Open {
             }
             self.meta.gtid_last = Some(gtid);
         }
+        self.gtid.push(event, checksum);
         if header.kind == kind::ROTATE {
             self.rotated = event.rotation(checksum).map(|(name, _)| name);
         }
@@ -117,6 +136,7 @@ impl Open {
         let mut meta = self.meta.clone();
         meta.sha256 = hex::encode(Sha256::digest(&self.bytes));
         meta.next_file = self.rotated.clone();
+        meta.gtid_position = self.gtid.position().cloned();
         let closed = Closed {
             file: self.file.clone(),
             start: self.start,

@@ -13,6 +13,7 @@
 
 use crate::dump;
 use mysnap::binlog::event::Checksum;
+use mysnap::binlog::gtid::Position;
 use mysnap::mysql::{classify, ConnectOptions};
 use mysnap::{Error, Exit, Result};
 use mysql::prelude::Queryable;
@@ -202,6 +203,10 @@ pub struct Request {
     pub follow: bool,
     /// The connection carries TLS: its socket cannot be read directly.
     pub tls: bool,
+    /// MariaDB: ask by this GTID position (`@slave_connect_state`). The
+    /// server then sends from the start of the transaction after it, in
+    /// the file that holds it, whatever `file` and `position` say.
+    pub gtid: Option<Position>,
 }
 
 /// Sets up the dump on `conn` and starts the thread that reads it.
@@ -225,6 +230,14 @@ pub fn start(
         // Events as they stand in the file: GTID events as GTID events (a
         // replica that says it cannot read them gets them rewritten).
         setup.push("SET @mariadb_slave_capability = 4".to_string());
+        if let Some(gtid) = &request.gtid {
+            // Digits, '-' and ',' only: a Position prints nothing else.
+            setup.push(format!("SET @slave_connect_state = '{gtid}'"));
+            // The archive takes what the server wrote, in its order: no
+            // checks meant for a replica that applies the events.
+            setup.push("SET @slave_gtid_strict_mode = 0".to_string());
+            setup.push("SET @slave_gtid_ignore_duplicates = 0".to_string());
+        }
     }
     for statement in &setup {
         conn.query_drop(statement)

@@ -71,6 +71,7 @@ impl Store {
             position,
             file_created: meta.file_created,
             next_file: meta.next_file,
+            gtid_position: meta.gtid_position,
             files,
         };
         Ok((timeline, Some(end)))

@@ -228,7 +228,7 @@ impl<'a> Event<'a> {
     }
 
     /// The body, without the header and the checksum.
-    fn body(&self, checksum: Checksum) -> Option<&'a [u8]> {
+    pub fn body(&self, checksum: Checksum) -> Option<&'a [u8]> {
         self.bytes
             .get(HEADER_LEN..self.bytes.len().checked_sub(checksum.bytes())?)
     }

@@ -19,6 +19,7 @@
 //! Keys come from a listing of a bucket that others can write to: a key
 //! that does not parse is ignored (and said by the caller), never trusted.
 
+use super::gtid::Position;
 use std::collections::BTreeMap;
 
 pub const DIR: &str = "binlog/";
@@ -149,6 +150,11 @@ pub struct SegmentMeta {
     /// The first and last GTID in the segment, if it has any.
     pub gtid_first: Option<String>,
     pub gtid_last: Option<String>,
+    /// MariaDB's GTID position after the segment's last whole transaction,
+    /// when it is known (see `gtid::Tracker`): where a replica connecting
+    /// by GTID is sent the events that follow. It may lag by a transaction
+    /// that the segment ends inside, never lead.
+    pub gtid_position: Option<Position>,
     /// SHA-256 of the segment's bytes, in hex.
     pub sha256: String,
     /// When the segment ends with its file's rotation: the next file.
@@ -173,6 +179,9 @@ impl SegmentMeta {
         }
         if let Some(g) = &self.gtid_last {
             pairs.push(("gtid-last", g.clone()));
+        }
+        if let Some(p) = &self.gtid_position {
+            pairs.push(("gtid-position", p.to_string()));
         }
         if let Some(f) = &self.next_file {
             pairs.push(("next-file", f.clone()));
@@ -209,6 +218,9 @@ impl SegmentMeta {
             events: get("events")?.parse().ok()?,
             gtid_first: gtid("gtid-first"),
             gtid_last: gtid("gtid-last"),
+            // Unreadable is unknown: the archiver goes on by file and
+            // position then.
+            gtid_position: get("gtid-position").and_then(|p| p.parse().ok()),
             sha256,
             next_file: get("next-file").filter(|f| valid_file(f)).cloned(),
         })
@@ -494,6 +506,7 @@ mod tests {
             events: 4,
             gtid_first: Some("0-1-5".into()),
             gtid_last: None,
+            gtid_position: Some("0-1-4,1-2-9".parse().unwrap()),
             sha256: "ab".repeat(32),
             next_file: Some("binlog.000002".into()),
         };
@@ -502,6 +515,11 @@ mod tests {
         let mut bad = map.clone();
         bad.insert("mysnap-sha256".into(), "zz".into());
         assert_eq!(SegmentMeta::from_map(&bad), None);
+        // A GTID position that does not read is unknown, not an error.
+        let mut odd = map.clone();
+        odd.insert("mysnap-gtid-position".into(), "0-1-x'".into());
+        let read = SegmentMeta::from_map(&odd).expect("the rest reads");
+        assert_eq!(read.gtid_position, None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The binlog archive's format, shared by mysql-binlog-archive, which
 //! writes it, and the tools that read it: events as a server stores them,
-//! the keys and metadata of the archive in S3, and the targets a replay
-//! stops at.
+//! MariaDB's GTID position, the keys and metadata of the archive in S3,
+//! and the targets a replay stops at.
 
 pub mod event;
+pub mod gtid;
 pub mod layout;
 pub mod target;

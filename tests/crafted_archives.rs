@@ -512,6 +512,49 @@ fn setuid_and_setgid_bits_are_cleared() {
     assert_eq!(mode("t/sticky"), 0o1777, "the sticky bit stays");
 }
 
+/// The binary log index is rewritten after the unpack, and `--as-replica`
+/// removes the cloned state: neither follows a symlink that the archive
+/// made. An index that is a symlink to another file of the datadir is left
+/// as it is, and so is that file, while a regular index beside it is
+/// rewritten (the rewrite did run); a `relay-log.info` that is a symlink is
+/// removed itself, and its target stays.
+#[test]
+fn the_steps_after_the_unpack_follow_no_symlink() {
+    let line = b"/var/lib/mysql/binlog.000001\n";
+    let archive = crafted(&[
+        file("binlog.000001", b"x"),
+        file("ibdata1", line),
+        file("relay.index", line),
+        link("binlog.index", Symlink, "ibdata1"),
+        link("relay-log.info", Symlink, "ibdata1"),
+    ]);
+    let fresh = tempfile::tempdir().unwrap();
+    let datadir = fresh.path().join("data");
+    let out = restore_fresh(
+        &datadir,
+        &["--no-manifest", "--owner", "root", "--as-replica"],
+        &archive,
+    );
+    out.expect_code(0);
+    assert_eq!(
+        std::fs::read(datadir.join("relay.index")).unwrap(),
+        format!("{}\n", datadir.join("binlog.000001").display()).as_bytes(),
+        "the regular index was rewritten"
+    );
+    assert_eq!(std::fs::read(datadir.join("ibdata1")).unwrap(), line);
+    assert_eq!(
+        std::fs::read_link(datadir.join("binlog.index")).unwrap(),
+        Path::new("ibdata1"),
+        "the symlinked index is left as it is"
+    );
+    assert!(
+        std::fs::symlink_metadata(datadir.join("relay-log.info")).is_err(),
+        "--as-replica removed the symlink: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("relay-log.info"), "{}", out.stderr);
+}
+
 /// A second restore of one DIR while the first runs exits 75 and
 /// changes nothing; the first goes on. The first holds its lock while it
 /// waits for the rest of its archive, which the test holds back.

@@ -189,22 +189,25 @@ fn server_gone_mid_upload_exits_69_and_can_be_cleaned_up() {
     let proxy = FaultProxy::transparent(server.port);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("upload.json");
+    // The rest of the data comes only once the server is down: the
+    // producer waits for the file the test writes then, not for a time.
+    let go = dir.path().join("server-down");
+    let producer = format!(
+        "head -c 6291456 /dev/urandom; while [ ! -e {} ]; do sleep 0.05; done; \
+         head -c 20971520 /dev/urandom",
+        go.display()
+    );
     let (child, feeder) = spawn(
         server
             .tool_via("s3-put", &proxy.endpoint)
             .args(["-p", "5M", "--retries", "2", "--state-file"])
             .arg(&state)
-            .args([
-                "s3://server-dies/k",
-                "--",
-                "sh",
-                "-c",
-                "head -c 6291456 /dev/urandom; sleep 2; head -c 20971520 /dev/urandom",
-            ]),
+            .args(["s3://server-dies/k", "--", "sh", "-c", &producer]),
         Vec::new(),
     );
     wait_for_upload_id(&state);
     proxy.set_down(true);
+    std::fs::write(&go, b"").unwrap();
     let out = finish(child, feeder);
     out.expect_code(69);
     assert!(out.stderr.contains("could not abort"), "{}", out.stderr);

@@ -363,13 +363,17 @@ fn names(archive: &[u8]) -> Vec<String> {
 }
 
 #[test]
-fn exclude_patterns_match_names_anywhere_or_whole_paths() {
+fn exclude_patterns_match_names_anywhere_or_whole_paths_and_a_restores_leftovers_go() {
     let dir = tempdir();
     let src = dir.path().join("src");
-    for d in ["db1/tmp", "db2", "tmp"] {
+    // And what a restore onto a mount point left at the top: the previous
+    // data, left out with no pattern asked for.
+    for d in ["db1/tmp", "db2", "tmp", ".mysnap-old-20261203T000000Z/db1"] {
         fs::create_dir_all(src.join(d)).unwrap();
     }
     for f in [
+        ".mysnap-old-20261203T000000Z/ibdata1",
+        ".mysnap-old-20261203T000000Z/db1/t1.ibd",
         "host.err",
         "db1/host.err",
         "db1/t1.ibd",

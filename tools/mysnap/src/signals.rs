@@ -6,7 +6,8 @@
 //! One `Signals` serves every tool: the stopping signals (SIGINT, SIGTERM,
 //! and SIGHUP where the tool stops on it) are remembered once they arrive,
 //! so a check at the next safe point sees them; waiting for a child passes
-//! them on to it.
+//! them on to it. The tools that run on tokio (s3-put, the binlog
+//! archiver) await SIGTERM and SIGINT beside their work with `Stopping`.
 
 use crate::{Error, Exit, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -180,6 +181,40 @@ fn pidfd(child: &Child) -> Option<std::os::fd::OwnedFd> {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
     // SAFETY: a non-negative result is a file descriptor that we own.
     (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+}
+
+/// SIGTERM and SIGINT for a tool that runs on tokio and awaits them
+/// beside its other work (s3-put's upload, the binlog archiver's stream),
+/// instead of reading a signalfd: tokio's handlers, installed once, so a
+/// signal that arrives between two awaits is kept for the next.
+#[cfg(feature = "s3")]
+pub struct Stopping {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+#[cfg(feature = "s3")]
+impl Stopping {
+    /// Installs the handlers; call it inside the runtime, before the work.
+    pub fn install() -> Result<Stopping> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler = |kind| {
+            signal(kind)
+                .map_err(|e| Error::new(Exit::Software, format!("cannot handle signals: {e}")))
+        };
+        Ok(Stopping {
+            term: handler(SignalKind::terminate())?,
+            int: handler(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    pub async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::SIGTERM,
+            _ = self.int.recv() => Signal::SIGINT,
+        }
+    }
 }
 
 /// The error for a stop by `signal`: exit 128 + N, as a shell reports it.

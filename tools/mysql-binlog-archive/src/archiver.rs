@@ -18,10 +18,10 @@ use mysnap::binlog::event::{kind, Checksum, Event, Header, FIRST_EVENT};
 use mysnap::binlog::gtid::{Position, Tracker};
 use mysnap::binlog::layout::Timeline;
 use mysnap::mysql::ConnectOptions;
+use mysnap::signals::Stopping;
 use mysnap::{Error, Exit, Result};
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 pub struct Job {
     pub server_id: u32,
@@ -51,27 +51,8 @@ enum Ended {
     Failed(Error),
 }
 
-struct Stops {
-    term: Signal,
-    int: Signal,
-}
-
-impl Stops {
-    async fn next(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-    }
-}
-
 pub async fn run(job: &Job, connection: &ConnectOptions, store: &Store) -> Result<()> {
-    let stop_signal =
-        |k| signal(k).map_err(|e| Error::new(Exit::Software, format!("signals: {e}")));
-    let mut stops = Stops {
-        term: stop_signal(SignalKind::terminate())?,
-        int: stop_signal(SignalKind::interrupt())?,
-    };
+    let mut stops = Stopping::install()?;
     let mut metrics = Metrics {
         archive: store.client.url(&store.prefix).to_string(),
         ..Metrics::default()
@@ -214,7 +195,7 @@ impl Session<'_> {
         first: bool,
         new_epoch: Option<String>,
         use_gtid: bool,
-        stops: &mut Stops,
+        stops: &mut Stopping,
     ) -> Result<Ended> {
         let read_timeout = self.job.heartbeat * 3 + Duration::from_secs(5);
         let connection = connection.clone().with_read_timeout(read_timeout);

@@ -115,7 +115,12 @@ impl Spec {
                 ));
             }
             if let Err(stopped) = signals.check() {
-                let _ = private.stop(signals);
+                // The signal is what ends the restore; a server that would
+                // not stop cleanly is said too, so that nobody thinks it
+                // gone quietly.
+                if let Err(e) = private.stop(signals) {
+                    log::error!("{}", e.message());
+                }
                 return Err(stopped);
             }
             let left = self.wait.saturating_sub(started.elapsed());

@@ -32,6 +32,10 @@ pub async fn put(
         }
     }
 
+    // From here on a SIGTERM or SIGINT is the upload's to handle (abort,
+    // or confirm what a commit in flight did), also before it begins.
+    let mut stopping = mysnap::signals::Stopping::install()?;
+
     // The input: our stdin, or the stdout of COMMAND, whose exit status
     // decides whether the object is committed.
     let (input, mut producer): (Box<dyn Read + Send>, Option<std::process::Child>) = match &command
@@ -87,11 +91,11 @@ pub async fn put(
     };
     let (outcome, interrupted) = tokio::select! {
         result = work => (result, false),
-        signal = interrupted() => {
+        signal = stopping.next() => {
             if let Some(pid) = producer_pid {
                 let _ = nix::sys::signal::kill(pid, signal);
             }
-            (Err(Error::with_status(128 + signal as i32, format!("interrupted by {signal}"))), true)
+            (Err(mysnap::signals::interrupted(signal)), true)
         }
     };
     let Err(error) = outcome else {
@@ -191,17 +195,6 @@ async fn after_failure(
             format!("{error} after {url} was stored; its .sha256 sidecar may be missing"),
         )),
         Phase::Stored => Err(error),
-    }
-}
-
-/// Waits for SIGINT or SIGTERM.
-async fn interrupted() -> nix::sys::signal::Signal {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("signal handler");
-    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
-    tokio::select! {
-        _ = term.recv() => nix::sys::signal::Signal::SIGTERM,
-        _ = int.recv() => nix::sys::signal::Signal::SIGINT,
     }
 }
 

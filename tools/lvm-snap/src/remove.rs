@@ -8,12 +8,19 @@ use mysnap::{Error, Exit, Result};
 use std::collections::BTreeSet;
 
 /// A volume that lvm-snap may remove: a snapshot, or what a killed lvcreate
-/// left of one: a volume with lvm-snap's tag that never became a snapshot,
-/// is no origin, and nothing holds open. A tag is only a label anyone can
-/// set, so a tagged volume that is an origin, mounted or in use is never
-/// taken for a leftover, whatever `--tag` or a name says.
+/// left of one: a volume that never became a snapshot, with both tags that
+/// `create` gives its snapshots as lvcreate makes them (lvm-snap's, and the
+/// `mysnap-origin:` tag naming the origin), that is no origin, and that
+/// nothing holds open. A tag is only a label anyone can set, so a tagged
+/// volume that is an origin, mounted or in use is never taken for a
+/// leftover, whatever `--tag` or a name says; nor is a plain volume that
+/// someone tagged `mysnap` by hand.
 pub fn removable(volume: &Volume) -> bool {
-    volume.is_snapshot() || volume.carries(lvm::TAG) && !volume.is_origin() && !volume.is_open()
+    volume.is_snapshot()
+        || volume.carries(lvm::TAG)
+            && volume.tagged_origin().is_some()
+            && !volume.is_origin()
+            && !volume.is_open()
 }
 
 /// Unmounts a snapshot wherever it is mounted, then removes it.
@@ -130,8 +137,16 @@ mod tests {
 
     #[test]
     fn only_snapshots_and_true_leftovers_are_removable() {
-        // What a killed lvcreate left (recorded in the VM): tagged, plain, not open.
-        let killed = fixture("killed/origin-suspended/lvs.json");
+        // What a killed lvcreate left (recorded in the VM): tagged, plain,
+        // not open; lvcreate gives it the origin tag too, which this
+        // recording predates.
+        let mut killed = fixture("killed/origin-suspended/lvs.json");
+        let left = killed.iter_mut().find(|v| v.name.lv == "db-snap").unwrap();
+        assert!(
+            !removable(left),
+            "tagged mysnap by hand, without the origin tag"
+        );
+        left.tags.push(lvm::origin_tag("NO7sKk-origin"));
         assert!(removable(find(&killed, "db-snap")));
         assert!(!removable(find(&killed, "db")), "an untagged origin");
         let fresh = fixture("lvs-fresh.json");

@@ -274,18 +274,22 @@ fn commands(db: &Mariadb) -> Vec<String> {
 
 /// The same, connecting with the option file `defaults`.
 fn restore_as(h: &History, defaults: &Path, target: &str, archive: &str, more: &[&str]) -> Output {
-    restore_with(h, defaults, &commands(&h.db), target, archive, more)
+    run(
+        &mut restore_command(h, defaults, &commands(&h.db), target, archive, more),
+        b"",
+    )
 }
 
-/// The same, with `control` instead of the server's commands.
-fn restore_with(
+/// The same, with `control` instead of the server's commands: the
+/// command, to run or spawn.
+fn restore_command(
     h: &History,
     defaults: &Path,
     control: &[String],
     target: &str,
     archive: &str,
     more: &[&str],
-) -> Output {
+) -> Command {
     let db = &h.db;
     let get = h.s3.tool("s3-get");
     let mut cmd = h.s3.tool("mysql-restore-dir");
@@ -300,7 +304,7 @@ fn restore_with(
         .arg("--")
         .arg(get.get_program())
         .args(["-q", "--latest", "--before", target, PREFIX]);
-    run(&mut cmd, b"")
+    cmd
 }
 
 /// Entries beside the datadir whose names start with `data.<what>-`.
@@ -474,14 +478,20 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
         "--mysqld-option=--no-defaults",
         "--mysqld-option=--no-such-option",
     ];
-    let out = restore_with(
-        &h,
-        &h.db.defaults_file,
-        &no_server,
-        &time(until),
-        PREFIX,
-        &broken,
-    );
+    let restore_no_server = |more: &[&str]| {
+        run(
+            &mut restore_command(
+                &h,
+                &h.db.defaults_file,
+                &no_server,
+                &time(until),
+                PREFIX,
+                more,
+            ),
+            b"",
+        )
+    };
+    let out = restore_no_server(&broken);
     out.expect_code(69)
         .expect_one_line(", and replayed nothing: the private server exited with status ");
     assert!(
@@ -494,14 +504,7 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
         "no server left on DIR"
     );
     let private = ["--binlog-epoch", &epoch, "--mysqld-option=--no-defaults"];
-    let out = restore_with(
-        &h,
-        &h.db.defaults_file,
-        &no_server,
-        &time(until),
-        PREFIX,
-        &private,
-    );
+    let out = restore_no_server(&private);
     out.expect_code(0);
     for says in [
         "starting a private ",
@@ -523,4 +526,100 @@ fn restores_to_the_second_before_the_accident_or_changes_nothing() {
     wait_until_up(&h.db);
     assert!(h.db.has_table(), "the table is back");
     assert_eq!(h.db.ids(), expected, "--no-server --until {}", time(until));
+}
+
+/// The pids of the mariadbd processes started on `datadir`.
+fn servers_on(datadir: &Path) -> Vec<u32> {
+    let want = format!("--datadir={}", datadir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.split(|&b| b == 0).any(|arg| arg == want.as_bytes()))
+        })
+        .collect()
+}
+
+/// A restore killed while the replay runs in its private server: the
+/// server, which would hold DIR for nobody, shuts down cleanly on its own
+/// (its parent-death signal), and the next server starts on DIR.
+#[test]
+fn a_killed_restore_leaves_no_private_server_running() {
+    let h = history();
+    let until = h.rows.last().unwrap().second - 1;
+    sh(&h.db.stop_cmd());
+    let work = tempfile::tempdir().unwrap();
+    let replaying = work.path().join("replaying");
+    // The replay tool: the real one for the check before the swap, then
+    // one that says it runs and waits, as a long replay would.
+    let real = tool("mysql-binlog-replay");
+    let script = work.path().join("replay");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" --dry-run \"*) exec {} \"$@\";; esac\n\
+             echo $$ > {}\nexec sleep 600\n",
+            real.get_program().to_string_lossy(),
+            replaying.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut cmd = restore_command(
+        &h,
+        &h.db.defaults_file,
+        &["--no-server".to_string()],
+        &time(until),
+        PREFIX,
+        &[
+            "--mysqld-option=--no-defaults",
+            "--replay-tool",
+            script.to_str().unwrap(),
+        ],
+    );
+    let log = work.path().join("restore.log");
+    let mut restore = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + SERVER_START;
+    while !replaying.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the replay never began: {}",
+            said()
+        );
+        assert!(
+            restore.try_wait().unwrap().is_none(),
+            "the restore ended first: {}",
+            said()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let datadir = h.db.datadir();
+    assert_eq!(servers_on(&datadir).len(), 1, "one private server runs");
+    restore.kill().unwrap();
+    restore.wait().unwrap();
+    // The server's shutdown, within the harness's start-up bound.
+    let deadline = Instant::now() + SERVER_START;
+    while !servers_on(&datadir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the private server still runs on DIR after the restore was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sleeper = std::fs::read_to_string(&replaying).unwrap();
+    let _ = Command::new("kill").arg(sleeper.trim()).status();
+    sh(&h.db.start_cmd());
+    wait_until_up(&h.db);
+    assert_eq!(
+        h.db.ids().len(),
+        h.base,
+        "the server starts on the restored base backup"
+    );
 }

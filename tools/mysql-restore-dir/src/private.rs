@@ -10,7 +10,7 @@ use mysnap::error::IoContext;
 use mysnap::signals::Signals;
 use mysnap::{child, Error, Exit, Result};
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::{Pid, Uid, User};
+use nix::unistd::{Gid, Pid, Uid, User};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -71,20 +71,47 @@ impl Spec {
                 "--log-error={}",
                 dir.path().join("error.log").display()
             ));
-        if Uid::effective().is_root() {
-            // As root the server refuses to start without --user; it runs
-            // as the owner of the restored files, who needs the directory.
-            let uid = std::fs::metadata(datadir)
-                .ctx(format!("{}", datadir.display()))?
-                .uid();
+        // As root, the server runs as the owner of the restored files, who
+        // needs the directory too. It is started as that user, since a
+        // change of credentials (the server's own, for --user) clears the
+        // parent-death signal set below; it is given --user all the same,
+        // which a server that runs as root needs.
+        let owner = if Uid::effective().is_root() {
+            let meta = std::fs::metadata(datadir).ctx(format!("{}", datadir.display()))?;
+            std::os::unix::fs::chown(dir.path(), Some(meta.uid()), None)
+                .ctx("giving the private directory to the server's user")?;
             // A numeric id serves where no user has a name for it.
-            let user = User::from_uid(Uid::from_raw(uid))
+            let user = User::from_uid(Uid::from_raw(meta.uid()))
                 .ok()
                 .flatten()
-                .map_or_else(|| uid.to_string(), |u| u.name);
-            std::os::unix::fs::chown(dir.path(), Some(uid), None)
-                .ctx("giving the private directory to the server's user")?;
+                .map_or_else(|| meta.uid().to_string(), |u| u.name);
             cmd.arg(format!("--user={user}"));
+            Some((Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid())))
+        } else {
+            None
+        };
+        let parent = Pid::this();
+        // SAFETY: between fork and exec the closure makes only
+        // async-signal-safe system calls (setgroups, setgid, setuid,
+        // prctl, getppid) and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some((uid, gid)) = owner.filter(|(uid, _)| !uid.is_root()) {
+                    nix::unistd::setgroups(&[gid])?;
+                    nix::unistd::setgid(gid)?;
+                    nix::unistd::setuid(uid)?;
+                }
+                // The server shuts down cleanly if this tool dies, killed
+                // or not, instead of holding DIR for nobody; a parent gone
+                // before the signal was set is seen as a new parent.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if nix::unistd::getppid() != parent {
+                    return Err(std::io::Error::other("the restore that starts it is gone"));
+                }
+                Ok(())
+            });
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -42,25 +42,13 @@ fn run(cmd: &mut Command) -> Output {
 
 /// Every object under the bucket, by key, from s3s-fs's directory.
 fn objects(s3: &S3Server) -> BTreeMap<String, Vec<u8>> {
-    let root = s3.object_file(BUCKET, "");
-    let mut found = BTreeMap::new();
-    let mut dirs = vec![root.clone()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let key = path.strip_prefix(&root).unwrap().display().to_string();
-                // s3s-fs keeps its own metadata beside the objects.
-                if key.contains(".s3s-fs") || key.ends_with(".metadata.json") {
-                    continue;
-                }
-                found.insert(key, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    found
+    s3.stored_keys(BUCKET)
+        .into_iter()
+        .map(|key| {
+            let bytes = std::fs::read(s3.object_file(BUCKET, &key)).unwrap();
+            (key, bytes)
+        })
+        .collect()
 }
 
 fn timeline(s3: &S3Server) -> (Timeline, BTreeMap<String, Vec<u8>>) {

@@ -2,7 +2,8 @@
 # make demo: the stream path end to end on this machine. Starts a throwaway
 # S3 server (s3s-fs, SigV4 enforced) on loopback, streams a generated
 # payload through s3-put and back through s3-get, and says what happened;
-# then a point-in-time recovery against a throwaway MariaDB (demo-pitr.sh).
+# then a retention policy (s3-prune), and a point-in-time recovery against
+# a throwaway MariaDB (demo-pitr.sh).
 # Then the nightly backup and a restore as the packaged units run them, in
 # the test VM.
 set -euo pipefail
@@ -53,6 +54,21 @@ else
     echo "  result     CHECKSUM MISMATCH" >&2
     exit 1
 fi
+
+# Retention: three weeks of nightly backups (backdated names), then a
+# policy's plan and the prune itself.
+echo
+echo "demo: 21 nightly backups under s3://demo/db2/, then s3-prune --keep-last 3 --keep-weekly 2"
+for day in $(seq 1 21); do
+    name=$(date -u -d "2026-11-01 01:00 UTC + $day days" +%Y%m%dT%H%M%SZ)
+    echo "backup of $name" | "$bin/s3-put" -q "s3://demo/db2/$name.tar.gz" > /dev/null
+done
+"$bin/s3-prune" --dry-run --keep-last 3 --keep-weekly 2 s3://demo/db2/ | tail -n 1
+"$bin/s3-prune" -q --keep-last 3 --keep-weekly 2 s3://demo/db2/ | tail -n 1
+echo "demo: what is left (s3-get --list):"
+"$bin/s3-get" --list s3://demo/db2/ | sed 's/^/  /'
+left=$("$bin/s3-get" --list s3://demo/db2/ | wc -l)
+[ "$left" = 4 ] || { echo "demo: expected 4 backups left, found $left" >&2; exit 1; }
 
 # Point-in-time recovery, on this machine: the binlog archive, a DROP TABLE,
 # and a restore to the second before it.

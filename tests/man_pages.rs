@@ -17,6 +17,7 @@ const TOOLS: &[&str] = &[
     "mysql-restore-dir",
     "mysql-binlog-archive",
     "mysql-binlog-replay",
+    "s3-prune",
 ];
 
 fn repo() -> PathBuf {

@@ -6,6 +6,7 @@ use mysnap_tests::proxy::{Fault, FaultProxy};
 use mysnap_tests::server::{Kind, S3Server};
 use mysnap_tests::tool::{finish, run, spawn};
 use mysnap_tests::{random_bytes, MIB};
+use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Child;
@@ -528,4 +529,37 @@ fn storage_class_encryption_and_content_type_reach_the_object() {
         assert_eq!(head["ContentType"], "application/gzip", "{key}: {head}");
         assert_eq!(head["ContentLength"], input.len(), "{key}: {head}");
     }
+}
+
+/// The keys s3-get --list shows under `prefix` (not through the client
+/// under test).
+fn listed(server: &S3Server, bucket: &str, prefix: &str) -> BTreeSet<String> {
+    let url = format!("s3://{bucket}/{prefix}");
+    let out = run(server.tool("s3-get").args(["--list", &url]), b"");
+    out.expect_code(0);
+    let marker = format!("  s3://{bucket}/");
+    out.stdout_text()
+        .lines()
+        .map(|line| line.split_once(&marker).unwrap().1.to_string())
+        .collect()
+}
+
+/// Client::delete_objects: 25 of 30 keys and 2 that never existed go in
+/// one DeleteObjects request; exactly the other 5 remain. Then
+/// Client::delete_object takes one more.
+use mysnap_tests::s3_client::{client, delete_25_of, delete_one_of, delete_test_keys, put_all};
+
+#[test]
+fn delete_objects_deletes_the_keys_given_and_no_others() {
+    let server = bucket("delete-batch");
+    let client = client(server, "delete-batch");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let keys = delete_test_keys();
+    put_all(&runtime, &client, &keys);
+    let all: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(listed(server, "delete-batch", "del/"), all);
+    let kept = delete_25_of("moto", &runtime, &client, &keys);
+    assert_eq!(listed(server, "delete-batch", "del/"), kept);
+    let kept = delete_one_of(&runtime, &client, kept);
+    assert_eq!(listed(server, "delete-batch", "del/"), kept);
 }

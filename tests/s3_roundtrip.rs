@@ -4,6 +4,7 @@ use mysnap_tests::proxy::{Fault, FaultProxy};
 use mysnap_tests::server::S3Server;
 use mysnap_tests::tool::run;
 use mysnap_tests::{random_bytes, sha256_hex, MIB};
+use std::collections::BTreeSet;
 
 const BUCKET: &str = "backups";
 
@@ -495,4 +496,33 @@ fn endpoint_option_wins_over_the_environment() {
     );
     out.expect_code(0);
     assert_eq!(out.stdout, b"x");
+}
+
+/// Every key under `dir/` in BUCKET, from s3s-fs's directory (not through
+/// the client under test).
+fn stored_under(server: &S3Server, dir: &str) -> BTreeSet<String> {
+    server
+        .stored_keys(BUCKET)
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("{dir}/")))
+        .collect()
+}
+
+/// Client::delete_objects: 25 of 30 keys and 2 that never existed go in
+/// one DeleteObjects request; exactly the other 5 remain. Then
+/// Client::delete_object takes one more.
+use mysnap_tests::s3_client::{client, delete_25_of, delete_one_of, delete_test_keys, put_all};
+
+#[test]
+fn delete_objects_deletes_the_keys_given_and_no_others() {
+    let server = S3Server::s3s_fs(&[BUCKET]);
+    let client = client(&server, BUCKET);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let keys = delete_test_keys();
+    put_all(&runtime, &client, &keys);
+    assert_eq!(stored_under(&server, "del"), keys.iter().cloned().collect());
+    let kept = delete_25_of("s3s-fs", &runtime, &client, &keys);
+    assert_eq!(stored_under(&server, "del"), kept);
+    let kept = delete_one_of(&runtime, &client, kept);
+    assert_eq!(stored_under(&server, "del"), kept);
 }

@@ -21,7 +21,8 @@ fn the_package_s_units_back_up_restore_and_survive_kills_under_systemd() {
     let seed = seed_datadir(work.path());
     let s3s = installed("s3s-fs-0.14.1/bin/s3s-fs");
     let args = [deb.as_os_str(), seed.as_os_str(), s3s.as_os_str()];
-    // The checks of the package, the backup, the restore, OnFailure= and
+    // The checks of the package (one per tool installed), the backup,
+    // the restore, OnFailure= and
     // the binlog archive's unit (10), a restore to a point in time by
     // mysnap-restore@ (2), one that finds the ioctl to hold
     // lvcreate at, and 6 for each of the 10 kill points.
@@ -29,6 +30,6 @@ fn the_package_s_units_back_up_restore_and_survive_kills_under_systemd() {
         &["--systemd", "--disk", "2G", "--timeout", "3000"],
         "units.sh",
         &args,
-        104,
+        105,
     );
 }

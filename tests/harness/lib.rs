@@ -9,6 +9,7 @@
 pub mod mariadb;
 pub mod packages;
 pub mod proxy;
+pub mod s3_client;
 pub mod server;
 pub mod tcp_cut;
 pub mod tool;

@@ -171,6 +171,28 @@ impl S3Server {
         }
     }
 
+    /// Every key in `bucket`, from s3s-fs's directory (not through a
+    /// tool under test); s3s-fs's own files left out.
+    pub fn stored_keys(&self, bucket: &str) -> std::collections::BTreeSet<String> {
+        let root = self.object_file(bucket, "");
+        let mut found = std::collections::BTreeSet::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let key = path.strip_prefix(&root).unwrap().display().to_string();
+                    if !key.contains(".s3s-fs") && !key.ends_with(".metadata.json") {
+                        found.insert(key);
+                    }
+                }
+            }
+        }
+        found
+    }
+
     /// The file s3s-fs keeps an object's metadata in: beside the bucket,
     /// named by the base64url of the bucket's name and the key's.
     pub fn object_metadata_file(&self, bucket: &str, key: &str) -> PathBuf {

@@ -50,7 +50,7 @@ writes_after() { # writes_after T0: the writer's first row after T0 comes within
 # --- the package ---------------------------------------------------------------
 dpkg -i "$deb" > /run/dpkg.log 2>&1
 check "dpkg -i installs the package" [ $? = 0 ] || cat /run/dpkg.log
-for tool in s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir mysql-binlog-archive mysql-binlog-replay; do
+for tool in s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir mysql-binlog-archive mysql-binlog-replay s3-prune; do
     check "/usr/bin/$tool is installed" [ -x /usr/bin/$tool ]
 done
 enabled=$(systemctl list-unit-files --state=enabled,enabled-runtime 'mysnap*' --no-legend | wc -l)

@@ -31,11 +31,11 @@ pub fn parse_size(text: &str) -> Result<u64> {
 /// (`Instant + Duration` panics past the clock's range).
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// Parses `500ms`, `30s`, `5m`, `2h`; a bare number means seconds.
+/// Parses `500ms`, `30s`, `5m`, `2h`, `14d`, `2w`; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let bad = || {
         Error::usage(format!(
-            "invalid duration '{text}' (examples: 500ms, 30s, 5m; at most 100 years)"
+            "invalid duration '{text}' (examples: 500ms, 30s, 5m, 14d; at most 100 years)"
         ))
     };
     let t = text.trim();
@@ -48,6 +48,8 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         "" | "s" => number,
         "m" | "min" => number * 60.0,
         "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        "w" => number * 7.0 * 86400.0,
         _ => return Err(bad()),
     };
     Duration::try_from_secs_f64(seconds)
@@ -103,10 +105,19 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse_duration("3d").unwrap(),
+            Duration::from_secs(3 * 86400)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86400)
+        );
         for bad in [
             "",
             "s",
-            "3d",
+            "3y",
+            "99999999999d",
             "-1s",
             "1..2s",
             "99999999999h",
@@ -122,7 +133,7 @@ mod tests {
         /// Whatever the text, a duration parses within the bound, so a
         /// deadline from it never overflows, or it is a usage error.
         #[test]
-        fn any_duration_text_is_bounded_or_refused(text in "[0-9.]{0,40}(ms|s|m|min|h|d|e|)") {
+        fn any_duration_text_is_bounded_or_refused(text in "[0-9.]{0,40}(ms|s|m|min|h|d|w|e|)") {
             match parse_duration(&text) {
                 Ok(d) => {
                     proptest::prop_assert!(d <= MAX_DURATION);

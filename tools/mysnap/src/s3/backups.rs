@@ -6,14 +6,21 @@ use super::ObjectInfo;
 
 pub type Moment = chrono::DateTime<chrono::Utc>;
 
-/// Sidecars, folder markers and the binlog archive beside the backups
-/// (PREFIX/binlog/) are not backups.
+/// What is stored beside a backup under its key and one of these
+/// suffixes: its SHA-256 sidecar (s3-put), the verify job's record, and
+/// s3-prune's pin.
+pub const SIDECAR: &str = ".sha256";
+pub const VERIFIED: &str = ".verified";
+pub const PIN: &str = ".pin";
+
+/// Sidecars, markers, folder markers and the binlog archive beside the
+/// backups (PREFIX/binlog/) are not backups.
 pub fn is_backup(prefix: &str, key: &str) -> bool {
     let relative = key
         .strip_prefix(prefix)
         .unwrap_or(key)
         .trim_start_matches('/');
-    !key.ends_with(".sha256")
+    ![SIDECAR, VERIFIED, PIN].iter().any(|s| key.ends_with(s))
         && !key.ends_with('/')
         && !relative.starts_with(crate::binlog::layout::DIR)
 }
@@ -85,10 +92,13 @@ mod tests {
     }
 
     #[test]
-    fn newest_backup_is_last_and_sidecars_are_skipped() {
+    fn newest_backup_is_last_and_sidecars_and_markers_are_skipped() {
         let listed = vec![
             object("db1/b.tar.gz", "2026-11-02T00:00:00.000Z"),
             object("db1/b.tar.gz.sha256", "2026-11-03T00:00:00.000Z"),
+            // The verify job's record and a pin are no backups either.
+            object("db1/b.tar.gz.verified", "2026-11-06T00:00:00.000Z"),
+            object("db1/a.tar.gz.pin", "2026-11-06T00:00:00.000Z"),
             object("db1/a.tar.gz", "2026-11-01T00:00:00.000Z"),
             object("db1/", "2026-11-04T00:00:00.000Z"),
             object("db1/c.tar.gz", "2026-11-02T00:00:00.000Z"),

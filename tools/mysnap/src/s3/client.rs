@@ -11,11 +11,16 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 use s3::serde_types::Part;
 use s3::{Bucket, Region};
+use std::cell::Cell;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(20);
+
+/// The most keys one DeleteObjects request may name (S3's limit).
+const DELETE_BATCH: usize = 1000;
 
 /// A multipart upload the server lists as open.
 #[derive(Debug, Clone)]
@@ -47,11 +52,25 @@ pub struct ObjectInfo {
     pub metadata: std::collections::BTreeMap<String, String>,
 }
 
+/// What a delete of many keys did.
+#[derive(Debug, Default)]
+pub struct Deleted {
+    /// The keys the server did not refuse. Quiet DeleteObjects names only
+    /// failures, so a key that was already gone counts as deleted.
+    pub deleted: Vec<String>,
+    /// The keys the server refused, with its code and message.
+    pub failed: Vec<(String, String)>,
+    /// HTTP requests made, retries included.
+    pub requests: u32,
+}
+
 pub struct Client {
     bucket: Box<Bucket>,
     http: reqwest::Client,
     retries: u32,
     timeout: Duration,
+    /// The server answered DeleteObjects as a request it does not take.
+    no_delete_objects: AtomicBool,
 }
 
 /// Builds a header map from static names and values already checked.
@@ -91,6 +110,7 @@ impl Client {
             http,
             retries: settings.retries,
             timeout: settings.timeout,
+            no_delete_objects: AtomicBool::new(false),
         })
     }
 
@@ -210,17 +230,16 @@ impl Client {
         let timeout = self.timeout_for(body.len() as u64);
         let etag = self
             .retry(what, || async {
-                let (url, headers) =
-                    sign(&self.bucket, "PUT", key, query, &extra, UNSIGNED_PAYLOAD).await?;
                 let response = self
-                    .http
-                    .put(url)
-                    .headers(headers)
-                    .body(body.clone())
-                    .timeout(timeout)
-                    .send()
-                    .await
-                    .map_err(Attempt::from_reqwest)?;
+                    .send_signed(
+                        reqwest::Method::PUT,
+                        (key, query),
+                        &extra,
+                        UNSIGNED_PAYLOAD,
+                        body.clone(),
+                        timeout,
+                    )
+                    .await?;
                 let status = response.status().as_u16();
                 if !(200..300).contains(&status) {
                     let text = response.text().await.unwrap_or_default();
@@ -236,6 +255,31 @@ impl Client {
             })
             .await?;
         Ok((etag, md5))
+    }
+
+    /// One signed request to `target` (a key and its query) that carries
+    /// `body`, whose SHA-256 is `payload` (or UNSIGNED-PAYLOAD); the
+    /// response whatever its status.
+    async fn send_signed(
+        &self,
+        method: reqwest::Method,
+        target: (&str, &[(&str, &str)]),
+        extra: &HeaderMap,
+        payload: &str,
+        body: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, Attempt> {
+        let (key, query) = target;
+        let (url, headers) =
+            sign(&self.bucket, method.as_str(), key, query, extra, payload).await?;
+        self.http
+            .request(method, url)
+            .headers(headers)
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(Attempt::from_reqwest)
     }
 
     /// Stores a whole object in one PUT.
@@ -352,6 +396,160 @@ impl Client {
                     a if a.error.code() == Exit::NoInput as i32 => Ok(()),
                     a => Err(a),
                 },
+            }
+        })
+        .await
+    }
+
+    /// Deletes `keys` in order, up to 1000 in each DeleteObjects request;
+    /// a request that fails on the way is retried whole. A key the server
+    /// refuses goes to `failed`, not retried. A server that does not take
+    /// DeleteObjects gets one DELETE per key, from that batch on. An error
+    /// leaves the batches before it deleted.
+    pub async fn delete_objects(&self, keys: &[String]) -> Result<Deleted> {
+        let requests = Cell::new(0);
+        let mut done = Deleted::default();
+        for batch in delete_batches(keys) {
+            if !self.no_delete_objects.load(Ordering::Relaxed) {
+                if let Some(refused) = self.delete_batch(batch, &requests).await? {
+                    let refused_keys: std::collections::HashSet<&str> =
+                        refused.iter().map(|(key, _)| key.as_str()).collect();
+                    done.deleted.extend(
+                        batch
+                            .iter()
+                            .filter(|k| !refused_keys.contains(k.as_str()))
+                            .cloned(),
+                    );
+                    done.failed.extend(refused);
+                    continue;
+                }
+                if !self.no_delete_objects.swap(true, Ordering::Relaxed) {
+                    log::info!(
+                        "the server does not take DeleteObjects: deleting one key at a time"
+                    );
+                }
+            }
+            for key in batch {
+                match self.delete_one(key, &requests).await? {
+                    None => done.deleted.push(key.clone()),
+                    Some((why, _)) => done.failed.push((key.clone(), why)),
+                }
+            }
+        }
+        done.requests = requests.get();
+        Ok(done)
+    }
+
+    /// One Quiet DeleteObjects request for `keys`, retried whole: the keys
+    /// the server refused, with its code and message, or None when the
+    /// server does not take DeleteObjects at all.
+    async fn delete_batch(
+        &self,
+        keys: &[String],
+        requests: &Cell<u32>,
+    ) -> Result<Option<Vec<(String, String)>>> {
+        let body = bytes::Bytes::from(delete_body(keys));
+        let md5 = {
+            use md5::Digest;
+            md5::Md5::digest(&body)
+        };
+        // The body is small: sign it, rather than send it unsigned.
+        let sha256 = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&body))
+        };
+        let extra = headers(&[
+            (
+                "content-md5",
+                base64::engine::general_purpose::STANDARD.encode(md5),
+            ),
+            ("content-type", "application/xml".to_string()),
+        ])?;
+        let what = format!("deleting {} keys in {}", keys.len(), self.url(""));
+        let timeout = self.timeout_for(body.len() as u64);
+        self.retry(&what, || async {
+            requests.set(requests.get() + 1);
+            let response = self
+                .send_signed(
+                    reqwest::Method::POST,
+                    ("", &[("delete", "")]),
+                    &extra,
+                    &sha256,
+                    body.clone(),
+                    timeout,
+                )
+                .await?;
+            let status = response.status().as_u16();
+            let text = response.text().await.map_err(Attempt::from_reqwest)?;
+            if !(200..300).contains(&status) {
+                if no_delete_objects(status, &text) {
+                    return Ok(None);
+                }
+                return Err(Attempt::http(status, &text));
+            }
+            match parse_answer(&text) {
+                Some((root, errors)) if root == "DeleteResult" => Ok(Some(
+                    errors
+                        .into_iter()
+                        .map(|e| {
+                            let said = e.said();
+                            (e.key, said)
+                        })
+                        .collect(),
+                )),
+                _ => Err(Attempt::fatal(Error::new(
+                    Exit::Unavailable,
+                    format!(
+                        "the answer to DeleteObjects is not a DeleteResult: '{}'",
+                        text.chars().take(200).collect::<String>()
+                    ),
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// Deletes one object. A key already gone is not an error: deleting is
+    /// what cleanup does, and cleanup may run twice.
+    pub async fn delete_object(&self, key: &str) -> Result<()> {
+        match self.delete_one(key, &Cell::new(0)).await? {
+            None => Ok(()),
+            Some((_, error)) => Err(error.context(format!("DELETE {}", self.url(key)))),
+        }
+    }
+
+    /// One DELETE of `key`, retried: None when the key is gone (or never
+    /// was), or the server's code and message when it refused this key
+    /// (not the credentials or the bucket), with the error that makes.
+    async fn delete_one(&self, key: &str, requests: &Cell<u32>) -> Result<Option<(String, Error)>> {
+        if !addressable(key) {
+            let why = "no request URL names this key ('.' or '..' in its path, or a leading '/')";
+            return Ok(Some((
+                why.to_string(),
+                Error::new(
+                    Exit::DataErr,
+                    format!("cannot delete {}: {why}", self.url(key)),
+                ),
+            )));
+        }
+        let what = format!("DELETE {}", self.url(key));
+        self.retry(&what, || async {
+            requests.set(requests.get() + 1);
+            match self.bucket.delete_object(key).await {
+                Ok(_) => Ok(None),
+                Err(s3::error::S3Error::HttpFailWithBody(status, body)) => {
+                    let said = error_document(&body);
+                    if status == 404 && said.code != "NoSuchBucket" {
+                        return Ok(None);
+                    }
+                    let a = Attempt::http(status, &body);
+                    if !a.retryable && refuses_the_key(status, &said.code) {
+                        Ok(Some((said.said(), a.error)))
+                    } else {
+                        Err(a)
+                    }
+                }
+                Err(e) => Err(Attempt::from(e)),
             }
         })
         .await
@@ -480,6 +678,191 @@ impl Client {
     }
 }
 
+/// The batches of DeleteObjects requests for `keys`, in order.
+fn delete_batches(keys: &[String]) -> std::slice::Chunks<'_, String> {
+    keys.chunks(DELETE_BATCH)
+}
+
+/// The body of a Quiet DeleteObjects request for `keys`.
+fn delete_body(keys: &[String]) -> String {
+    let mut xml = String::from("<Delete><Quiet>true</Quiet>");
+    for key in keys {
+        xml.push_str("<Object><Key>");
+        xml.push_str(&xml_escape(key));
+        xml.push_str("</Key></Object>");
+    }
+    xml.push_str("</Delete>");
+    xml
+}
+
+/// `text` as XML character data.
+fn xml_escape(text: &str) -> String {
+    let mut xml = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => xml.push_str("&amp;"),
+            '<' => xml.push_str("&lt;"),
+            '>' => xml.push_str("&gt;"),
+            '"' => xml.push_str("&quot;"),
+            '\'' => xml.push_str("&apos;"),
+            // A literal CR would reach the server as LF (XML's line ends).
+            '\r' => xml.push_str("&#13;"),
+            c => xml.push(c),
+        }
+    }
+    xml
+}
+
+/// An `<Error>` of an S3 answer: one key's in a DeleteResult, or the
+/// whole error document (no key).
+#[derive(Debug, Default, PartialEq)]
+struct ErrorEntry {
+    key: String,
+    code: String,
+    message: String,
+}
+
+impl ErrorEntry {
+    /// The code and message, as `failed` gives them.
+    fn said(&self) -> String {
+        match (self.code.as_str(), self.message.as_str()) {
+            ("", "") => "no reason given".to_string(),
+            (code, "") => code.to_string(),
+            ("", message) => message.to_string(),
+            (code, message) => format!("{code}: {message}"),
+        }
+    }
+}
+
+/// The name of the root element of an S3 answer and its `<Error>`s: the
+/// root's children, or the root itself for an error document. None when
+/// the answer is not whole, well-formed XML.
+fn parse_answer(body: &str) -> Option<(String, Vec<ErrorEntry>)> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut root = None;
+    let mut errors = Vec::new();
+    // The open elements by local name; the <Error> being read and its
+    // depth; the field of it being read and its text so far.
+    let mut open: Vec<Vec<u8>> = Vec::new();
+    let mut entry: Option<(ErrorEntry, usize)> = None;
+    let mut field: Option<Vec<u8>> = None;
+    let mut text = String::new();
+    loop {
+        let (name, closes) = match reader.read_event().ok()? {
+            Event::Start(e) => (Some(e.local_name().as_ref().to_vec()), false),
+            Event::Empty(e) => (Some(e.local_name().as_ref().to_vec()), true),
+            Event::End(_) => (None, true),
+            Event::Text(t) if field.is_some() => {
+                text.push_str(&t.xml10_content().ok()?);
+                continue;
+            }
+            Event::CData(t) if field.is_some() => {
+                text.push_str(&t.decode().ok()?);
+                continue;
+            }
+            Event::GeneralRef(r) if field.is_some() => {
+                match r.resolve_char_ref().ok()? {
+                    Some(c) => text.push(c),
+                    None => {
+                        text.push_str(quick_xml::escape::resolve_xml_entity(&r.decode().ok()?)?)
+                    }
+                }
+                continue;
+            }
+            Event::Eof if open.is_empty() => return Some((String::from_utf8(root?).ok()?, errors)),
+            Event::Eof => return None,
+            _ => continue,
+        };
+        if let Some(name) = name {
+            if root.is_none() {
+                root = Some(name.clone());
+            }
+            open.push(name);
+            let name = open.last().expect("just pushed");
+            match &entry {
+                None if name == b"Error" && open.len() <= 2 => {
+                    entry = Some((ErrorEntry::default(), open.len()))
+                }
+                Some((_, depth)) if open.len() == depth + 1 && field.is_none() => {
+                    field = Some(name.clone());
+                    text.clear();
+                }
+                _ => {}
+            }
+        }
+        if closes {
+            let name = open.pop()?;
+            match &mut entry {
+                Some((e, depth)) if open.len() == *depth && field.as_ref() == Some(&name) => {
+                    let value = std::mem::take(&mut text);
+                    match name.as_slice() {
+                        // Keys may begin or end with spaces: kept as they are.
+                        b"Key" => e.key = value,
+                        b"Code" => e.code = value.trim().to_string(),
+                        b"Message" => e.message = value.trim().to_string(),
+                        _ => {}
+                    }
+                    field = None;
+                }
+                Some((_, depth)) if open.len() + 1 == *depth => {
+                    errors.extend(entry.take().map(|(e, _)| e));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The code and message of an S3 error document; empty when there are none.
+fn error_document(body: &str) -> ErrorEntry {
+    match parse_answer(body) {
+        Some((root, mut errors)) if root == "Error" && !errors.is_empty() => errors.remove(0),
+        _ => ErrorEntry::default(),
+    }
+}
+
+/// Whether the server's refusal of DeleteObjects says it does not take the
+/// request at all, rather than that this one failed. A Content-MD5 it
+/// calls invalid counts: ours is always well formed.
+fn no_delete_objects(status: u16, body: &str) -> bool {
+    let said = error_document(body);
+    let message = said.message.to_ascii_lowercase();
+    let md5_unsupported = message.contains("content-md5")
+        && ["not supported", "unsupported", "not implemented"]
+            .iter()
+            .any(|s| message.contains(s));
+    match status {
+        501 | 405 => true,
+        400 => {
+            matches!(
+                said.code.as_str(),
+                "NotImplemented" | "MethodNotAllowed" | "NotSupported" | "InvalidDigest"
+            ) || md5_unsupported
+        }
+        _ => false,
+    }
+}
+
+/// Whether a request URL names `key` and no other: the URL parser drops
+/// "." and ".." segments of a path, and rust-s3 a leading '/'. (A
+/// DeleteObjects body names any key.)
+fn addressable(key: &str) -> bool {
+    !key.starts_with('/') && !key.split('/').any(|s| s == "." || s == "..")
+}
+
+/// Whether an error answer to a request on one key is about that key (a
+/// policy denies it, the key is not valid there), not about every request
+/// (the credentials, the bucket, the kind of request).
+fn refuses_the_key(status: u16, code: &str) -> bool {
+    matches!(
+        (status, code),
+        (403, "AccessDenied" | "InvalidObjectState")
+            | (400, "InvalidArgument" | "KeyTooLongError")
+            | (409, _)
+    )
+}
+
 /// Exponential backoff with full jitter: half to all of 200ms × 2^n, at most 20s.
 fn backoff(failures: u32) -> Duration {
     let ceiling = BACKOFF_FIRST
@@ -502,5 +885,359 @@ mod tests {
             assert!(d <= ceiling && d >= ceiling / 2, "{n}: {d:?}");
         }
         assert!(backoff(40) <= BACKOFF_MAX);
+    }
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("k/{i:05}")).collect()
+    }
+
+    #[test]
+    fn delete_body_escapes_keys() {
+        let keys = vec!["a&b <c> \"d\" 'e'".to_string(), "é ü/x y".to_string()];
+        assert_eq!(
+            delete_body(&keys),
+            "<Delete><Quiet>true</Quiet>\
+             <Object><Key>a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;</Key></Object>\
+             <Object><Key>é ü/x y</Key></Object></Delete>"
+        );
+        // What is escaped reads back as the same key, spaces and CRs too.
+        for key in [
+            "a&b <c> \"d\" 'e'",
+            " lead and trail ",
+            "cr\r\nlf",
+            "ø/€/🦀",
+            "]]>",
+        ] {
+            let answer = format!(
+                "<DeleteResult><Error><Key>{}</Key><Code>C</Code><Message>M</Message></Error></DeleteResult>",
+                xml_escape(key)
+            );
+            let (_, errors) = parse_answer(&answer).unwrap();
+            assert_eq!(errors[0].key, key);
+        }
+    }
+
+    #[test]
+    fn deletes_in_batches_of_1000_in_order() {
+        let sizes = |n| {
+            delete_batches(&keys(n))
+                .map(|b| b.len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(1000), [1000]);
+        assert_eq!(sizes(1001), [1000, 1]);
+        assert_eq!(sizes(2500), [1000, 1000, 500]);
+        let all = keys(2500);
+        let again: Vec<String> = delete_batches(&all).flatten().cloned().collect();
+        assert_eq!(again, all);
+        let first = delete_batches(&all).next().unwrap();
+        let body = delete_body(first);
+        assert_eq!(body.matches("<Object>").count(), 1000);
+        assert!(body.contains("<Key>k/00000</Key>") && body.contains("<Key>k/00999</Key>"));
+        assert!(!body.contains("<Key>k/01000</Key>"));
+    }
+
+    #[test]
+    fn parses_the_errors_of_a_delete_result() {
+        let answer = r#"<?xml version="1.0" encoding="UTF-8"?>
+<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Deleted><Key>gone</Key></Deleted>
+  <Error>
+    <Key>a&amp;b c-&#233;</Key>
+    <Code>AccessDenied</Code>
+    <Message>Access Denied</Message>
+  </Error>
+  <Deleted><Key>also gone</Key></Deleted>
+  <Error><Key><![CDATA[x<y]]></Key><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>
+  <Error><Key/><Code>InvalidArgument</Code></Error>
+</DeleteResult>"#;
+        let (root, errors) = parse_answer(answer).unwrap();
+        assert_eq!(root, "DeleteResult");
+        assert_eq!(
+            errors,
+            [
+                ErrorEntry {
+                    key: "a&b c-é".into(),
+                    code: "AccessDenied".into(),
+                    message: "Access Denied".into(),
+                },
+                ErrorEntry {
+                    key: "x<y".into(),
+                    code: "InternalError".into(),
+                    message: "We encountered an internal error. Please try again.".into(),
+                },
+                ErrorEntry {
+                    key: "".into(),
+                    code: "InvalidArgument".into(),
+                    message: "".into(),
+                },
+            ]
+        );
+        assert_eq!(errors[0].said(), "AccessDenied: Access Denied");
+        assert_eq!(errors[2].said(), "InvalidArgument");
+        // Quiet, nothing failed.
+        let quiet = r#"<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>"#;
+        assert_eq!(parse_answer(quiet), Some(("DeleteResult".into(), vec![])));
+        // An error document is one error, without a key.
+        let document = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code>\
+                        <Message>The specified bucket does not exist</Message>\
+                        <BucketName>b</BucketName></Error>";
+        assert_eq!(error_document(document).code, "NoSuchBucket");
+        assert_eq!(parse_answer(document).unwrap().0, "Error");
+        // Cut short, or not XML: not an answer.
+        assert_eq!(parse_answer("<DeleteResult><Error><Key>a</Key>"), None);
+        assert_eq!(parse_answer(&answer[..answer.len() - 20]), None);
+        assert_eq!(parse_answer(""), None);
+        assert_eq!(parse_answer("<a>&bogus;</a><b>"), None);
+        assert_eq!(error_document("Bad Gateway"), ErrorEntry::default());
+    }
+
+    #[test]
+    fn tells_a_server_without_delete_objects() {
+        let doc = |code: &str, message: &str| {
+            format!("<Error><Code>{code}</Code><Message>{message}</Message></Error>")
+        };
+        assert!(no_delete_objects(501, ""));
+        assert!(no_delete_objects(501, &doc("NotImplemented", "x")));
+        assert!(no_delete_objects(405, "<html>Method Not Allowed</html>"));
+        assert!(no_delete_objects(400, &doc("NotImplemented", "x")));
+        assert!(no_delete_objects(400, &doc("MethodNotAllowed", "x")));
+        assert!(no_delete_objects(400, &doc("InvalidDigest", "bad")));
+        assert!(no_delete_objects(
+            400,
+            &doc("InvalidRequest", "Content-MD5 is not supported")
+        ));
+        assert!(!no_delete_objects(400, &doc("MalformedXML", "x")));
+        assert!(!no_delete_objects(400, &doc("BadDigest", "x")));
+        assert!(!no_delete_objects(403, &doc("AccessDenied", "x")));
+        assert!(!no_delete_objects(404, &doc("NoSuchBucket", "x")));
+        assert!(!no_delete_objects(500, &doc("InternalError", "x")));
+        assert!(!no_delete_objects(503, ""));
+    }
+
+    #[test]
+    fn keys_a_url_cannot_name_are_not_deleted_one_by_one() {
+        for key in ["a", "a/b.c", "...", "a/.b/..c", "a./b", "a//b"] {
+            assert!(addressable(key), "{key}");
+        }
+        for key in ["/a", "..", "./a", "a/../b", "a/.", "a/./b"] {
+            assert!(!addressable(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn tells_a_refused_key_from_a_refused_request() {
+        assert!(refuses_the_key(403, "AccessDenied"));
+        assert!(refuses_the_key(400, "InvalidArgument"));
+        assert!(!refuses_the_key(403, "SignatureDoesNotMatch"));
+        assert!(!refuses_the_key(403, "InvalidAccessKeyId"));
+        assert!(!refuses_the_key(404, "NoSuchBucket"));
+        assert!(!refuses_the_key(501, "NotImplemented"));
+    }
+
+    /// A request as the fake server saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: String,
+        target: String,
+        headers: std::collections::HashMap<String, String>,
+        body: Vec<u8>,
+    }
+
+    /// An HTTP server on loopback that answers each request with what
+    /// `answer` says (status, body) and records it; one request a
+    /// connection.
+    fn fake_server(
+        mut answer: impl FnMut(&Seen) -> (u16, String) + Send + 'static,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = std::io::BufReader::new(stream.unwrap());
+                let mut line = String::new();
+                stream.read_line(&mut line).unwrap();
+                let mut parts = line.split_whitespace();
+                let (method, target) = (parts.next().unwrap(), parts.next().unwrap());
+                let mut request = Seen {
+                    method: method.to_string(),
+                    target: target.to_string(),
+                    headers: Default::default(),
+                    body: Vec::new(),
+                };
+                loop {
+                    let mut header = String::new();
+                    stream.read_line(&mut header).unwrap();
+                    let Some((name, value)) = header.trim_end().split_once(':') else {
+                        break;
+                    };
+                    let name = name.to_ascii_lowercase();
+                    request.headers.insert(name, value.trim().to_string());
+                }
+                let length = request
+                    .headers
+                    .get("content-length")
+                    .map_or(0, |l| l.parse().unwrap());
+                request.body = vec![0; length];
+                stream.read_exact(&mut request.body).unwrap();
+                let (status, body) = answer(&request);
+                log.lock().unwrap().push(request);
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.get_mut().write_all(response.as_bytes()).unwrap();
+            }
+        });
+        (endpoint, seen)
+    }
+
+    fn fake_client(endpoint: &str) -> Client {
+        // Only these tests build a Client, with the same made-up keys.
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDFAKE");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "fake-secret");
+        let settings = Settings {
+            endpoint: Some(endpoint.to_string()),
+            region: "us-east-1".to_string(),
+            profile: None,
+            retries: 2,
+            timeout: Duration::from_secs(10),
+        };
+        Client::new(&settings, "bucket").unwrap()
+    }
+
+    fn error_doc(code: &str, message: &str) -> String {
+        format!("<Error><Code>{code}</Code><Message>{message}</Message></Error>")
+    }
+
+    #[test]
+    fn delete_objects_retries_a_batch_whole_and_reports_refused_keys() {
+        let mut posts = 0;
+        let (endpoint, seen) = fake_server(move |request| match request.method.as_str() {
+            "POST" => {
+                posts += 1;
+                if posts == 1 {
+                    return (500, error_doc("InternalError", "try again"));
+                }
+                let mut answer = String::from("<DeleteResult>");
+                if String::from_utf8_lossy(&request.body).contains("<Key>k/00002</Key>") {
+                    answer.push_str(
+                        "<Error><Key>k/00002</Key><Code>AccessDenied</Code>\
+                         <Message>Access Denied</Message></Error>",
+                    );
+                }
+                (200, answer + "</DeleteResult>")
+            }
+            _ => (400, error_doc("Unexpected", "only POST")),
+        });
+        let client = fake_client(&endpoint);
+        let all = keys(1001);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let done = runtime.block_on(client.delete_objects(&all)).unwrap();
+        assert_eq!(done.requests, 3, "the first batch twice, then the second");
+        assert_eq!(
+            done.failed,
+            [(
+                "k/00002".to_string(),
+                "AccessDenied: Access Denied".to_string()
+            )]
+        );
+        let mut deleted = all.clone();
+        deleted.remove(2);
+        assert_eq!(done.deleted, deleted);
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        for (request, keys) in seen.iter().zip([&all[..1000], &all[..1000], &all[1000..]]) {
+            assert_eq!(request.target, "/bucket/?delete=");
+            assert_eq!(request.body, delete_body(keys).as_bytes());
+            let md5 = {
+                use md5::Digest;
+                md5::Md5::digest(&request.body)
+            };
+            let sha256 = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&request.body))
+            };
+            let header = |name: &str| request.headers.get(name).map(String::as_str);
+            assert_eq!(
+                header("content-md5"),
+                Some(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(md5)
+                        .as_str()
+                )
+            );
+            assert_eq!(header("content-type"), Some("application/xml"));
+            assert_eq!(header("x-amz-content-sha256"), Some(sha256.as_str()));
+            assert!(header("authorization")
+                .unwrap()
+                .contains("SignedHeaders=content-md5;content-type;host;"));
+        }
+    }
+
+    #[test]
+    fn delete_objects_falls_back_to_one_delete_a_key() {
+        let (endpoint, seen) =
+            fake_server(
+                |request| match (request.method.as_str(), request.target.as_str()) {
+                    ("POST", _) => (501, error_doc("NotImplemented", "not here")),
+                    ("DELETE", "/bucket/k/locked") => {
+                        (403, error_doc("AccessDenied", "Access Denied"))
+                    }
+                    ("DELETE", "/bucket/k/missing") => (404, error_doc("NoSuchKey", "gone")),
+                    ("DELETE", _) => (204, String::new()),
+                    _ => (400, error_doc("Unexpected", "only POST and DELETE")),
+                },
+            );
+        let client = fake_client(&endpoint);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let asked: Vec<String> = ["k/a", "k/locked", "k/../b", "k/missing"]
+            .map(String::from)
+            .to_vec();
+        let done = runtime.block_on(client.delete_objects(&asked)).unwrap();
+        assert_eq!(
+            done.requests, 4,
+            "one POST, then one DELETE a key a URL names"
+        );
+        assert_eq!(done.deleted, ["k/a", "k/missing"]);
+        let failed: Vec<&str> = done.failed.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(failed, ["k/locked", "k/../b"]);
+        assert_eq!(done.failed[0].1, "AccessDenied: Access Denied");
+        // The client remembers: no more POSTs.
+        let done = runtime
+            .block_on(client.delete_objects(&["k/b".to_string()]))
+            .unwrap();
+        assert_eq!((done.requests, done.deleted), (1, vec!["k/b".to_string()]));
+        let methods: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                "POST /bucket/?delete=",
+                "DELETE /bucket/k/a",
+                "DELETE /bucket/k/locked",
+                "DELETE /bucket/k/missing",
+                "DELETE /bucket/k/b"
+            ]
+        );
+        // One key alone: gone already is fine, refused is an error.
+        runtime.block_on(client.delete_object("k/missing")).unwrap();
+        let refused = runtime
+            .block_on(client.delete_object("k/locked"))
+            .unwrap_err();
+        assert_eq!(refused.code(), Exit::NoPerm as i32, "{refused}");
+        let unnamed = runtime.block_on(client.delete_object("k/./b")).unwrap_err();
+        assert_eq!(unnamed.code(), Exit::DataErr as i32, "{unnamed}");
+        assert_eq!(seen.lock().unwrap().len(), 7, "no request for k/./b");
     }
 }

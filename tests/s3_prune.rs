@@ -1,0 +1,229 @@
+//! s3-prune against real S3 servers with authentication (s3s-fs, and moto
+//! for DeleteObjects): 40 nightly backups made by s3-put under backdated
+//! names, some pinned, verified or without a sidecar, and a binlog archive
+//! beside them. Exactly the expected keys remain, every kept backup still
+//! downloads verified, and what a refusal stops deletes nothing.
+
+use mysnap_tests::proxy::FaultProxy;
+use mysnap_tests::server::S3Server;
+use mysnap_tests::tool::{run, Output};
+use std::collections::BTreeSet;
+
+const BUCKET: &str = "prune";
+const PREFIX: &str = "db/";
+
+/// `2026-01-01 01:00 UTC` plus `day` days, as s3-put's default name.
+fn name(day: u32) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339("2026-01-01T01:00:00Z").unwrap()
+        + chrono::Duration::days(i64::from(day));
+    format!("{PREFIX}{}.tar.gz", t.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// The backup of `day`, as its bytes.
+fn data(day: u32) -> Vec<u8> {
+    format!("backup of day {day}\n").repeat(50).into_bytes()
+}
+
+fn put(s3: &S3Server, key: &str, data: &[u8]) {
+    run(s3.tool("s3-put").arg(format!("s3://{BUCKET}/{key}")), data).expect_code(0);
+}
+
+fn prune(s3: &S3Server, args: &[&str]) -> Output {
+    run(
+        s3.tool("s3-prune")
+            .args(args)
+            .arg(format!("s3://{BUCKET}/{PREFIX}")),
+        b"",
+    )
+}
+
+/// Every key in the bucket, from s3s-fs's directory (not through the
+/// tool under test).
+fn keys(s3: &S3Server) -> BTreeSet<String> {
+    s3.stored_keys(BUCKET)
+}
+
+/// Removes an object behind the server's back, as a lost sidecar would be.
+fn remove(s3: &S3Server, key: &str) {
+    std::fs::remove_file(s3.object_file(BUCKET, key)).unwrap();
+    let _ = std::fs::remove_file(s3.object_metadata_file(BUCKET, key));
+}
+
+/// 40 nightly backups from 2026-01-01 (a Thursday) to 2026-02-09 (a
+/// Monday); day 4 pinned, day 9 verified, days 1 and 2 without a sidecar,
+/// an orphaned sidecar, and two binlog segments.
+fn bucket() -> S3Server {
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    for day in 0..40 {
+        put(&s3, &name(day), &data(day));
+    }
+    for day in [1, 2] {
+        remove(&s3, &format!("{}.sha256", name(day)));
+    }
+    // A sidecar whose backup was deleted by hand: an orphan.
+    put(&s3, &format!("{PREFIX}by-hand.tar.gz"), b"x");
+    remove(&s3, &format!("{PREFIX}by-hand.tar.gz"));
+    let verified = s3.object_file(BUCKET, &format!("{}.verified", name(9)));
+    std::fs::write(verified, b"{\"ok\":true}\n").unwrap();
+    let pin = run(
+        s3.tool("s3-prune")
+            .arg("--pin")
+            .arg(format!("s3://{BUCKET}/{}", name(4))),
+        b"",
+    );
+    pin.expect_code(0);
+    for segment in [
+        "binlog/20260101T000000Z-mariadb-d0-s1/binlog.000001/00000000000000000004.seg",
+        "binlog/20260101T000000Z-mariadb-d0-s1/binlog.000002/00000000000000000004.seg",
+    ] {
+        put(&s3, &format!("{PREFIX}{segment}"), b"events");
+    }
+    s3
+}
+
+/// The keys of the backups of `days`, with what s3-put and the markers
+/// stored beside them.
+fn with_sidecars(s3: &S3Server, days: &[u32]) -> BTreeSet<String> {
+    let all = keys(s3);
+    days.iter()
+        .flat_map(|&d| {
+            let key = name(d);
+            all.iter()
+                .filter(move |k| **k == key || k.starts_with(&format!("{key}.")))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_policy_keeps_exactly_what_its_rules_and_the_always_kept_say() {
+    let s3 = bucket();
+    let before = keys(&s3);
+    let binlogs: BTreeSet<String> = before
+        .iter()
+        .filter(|k| k.starts_with(&format!("{PREFIX}binlog/")))
+        .cloned()
+        .collect();
+    let rules = [
+        "--keep-last",
+        "3",
+        "--keep-weekly",
+        "2",
+        "--keep-monthly",
+        "2",
+    ];
+
+    // The plan alone: nothing goes.
+    let dry = prune(&s3, &[&rules[..], &["--dry-run"]].concat());
+    dry.expect_code(0);
+    assert_eq!(keys(&s3), before, "--dry-run deleted nothing");
+    assert!(
+        dry.stdout_text()
+            .contains("40 backups: 8 kept, 32 would delete"),
+        "{}",
+        dry.stdout_text()
+    );
+
+    let out = prune(&s3, &rules);
+    out.expect_code(0);
+    // Last 3: Feb 9, 8, 7. Weekly 2: Feb 9 (its week began that Monday)
+    // and Feb 8 (the Sunday before). Monthly 2: Feb 9 and Jan 31. Always:
+    // the pinned Jan 5, the verified Jan 10; and the two without a
+    // sidecar, Jan 2 and 3, kept without --delete-incomplete.
+    let kept_days = [39, 38, 37, 30, 9, 4, 2, 1];
+    let expected: BTreeSet<String> = with_sidecars(&s3, &kept_days)
+        .union(&binlogs)
+        .cloned()
+        .collect();
+    assert_eq!(keys(&s3), expected, "{}", out.stdout_text());
+    assert!(before.contains(&format!("{PREFIX}by-hand.tar.gz.sha256")));
+    for line in [
+        format!(
+            "keep          2026-02-09 01:00:00 UTC  s3://{BUCKET}/{}  (last, weekly, monthly, newest complete)",
+            name(39)
+        ),
+        format!(
+            "keep          2026-01-05 01:00:00 UTC  s3://{BUCKET}/{}  (pinned)",
+            name(4)
+        ),
+        format!(
+            "keep          2026-01-10 01:00:00 UTC  s3://{BUCKET}/{}  (newest verified)",
+            name(9)
+        ),
+        format!(
+            "delete        2026-01-11 01:00:00 UTC  s3://{BUCKET}/{}",
+            name(10)
+        ),
+    ] {
+        assert!(out.stdout_text().contains(&line), "{line}\n{}", out.stdout_text());
+    }
+    // Every kept complete backup still downloads, verified by its sidecar.
+    for day in [39, 38, 37, 30, 9, 4] {
+        let got = run(
+            s3.tool("s3-get")
+                .arg(format!("s3://{BUCKET}/{}", name(day))),
+            b"",
+        );
+        got.expect_code(0);
+        assert!(got.stdout == data(day), "day {day}");
+    }
+
+    // The incomplete ones go when asked; a second run with the same rules
+    // has nothing more to delete.
+    let out = prune(&s3, &[&rules[..], &["--delete-incomplete"]].concat());
+    out.expect_code(0);
+    let expected: BTreeSet<String> = with_sidecars(&s3, &[39, 38, 37, 30, 9, 4])
+        .union(&binlogs)
+        .cloned()
+        .collect();
+    assert_eq!(keys(&s3), expected);
+    assert!(!keys(&s3).iter().any(|k| k.contains(&name(1))));
+
+    // Unpinned, the policy decides for it again.
+    run(
+        s3.tool("s3-prune")
+            .arg("--unpin")
+            .arg(format!("s3://{BUCKET}/{}", name(4))),
+        b"",
+    )
+    .expect_code(0);
+    prune(&s3, &rules).expect_code(0);
+    assert!(!keys(&s3).iter().any(|k| k.contains(&name(4))));
+    assert!(keys(&s3).contains(&name(9)), "still the newest verified");
+}
+
+#[test]
+fn a_plan_that_goes_too_far_or_a_broken_listing_deletes_nothing() {
+    let s3 = bucket();
+    let before = keys(&s3);
+    let out = prune(&s3, &[]);
+    out.expect_code(64).expect_one_line("no keep rule");
+    let out = prune(&s3, &["--keep-last", "3", "--max-delete", "10"]);
+    out.expect_code(65)
+        .expect_one_line("more than --max-delete 10");
+    let out = prune(&s3, &["--keep-last", "3", "--max-delete", "50%"]);
+    out.expect_code(65);
+    for bad in [
+        &["--keep-last", "0"][..],
+        &["--keep-within", "forever"],
+        &["--keep-last", "1", "--max-delete", "101%"],
+        &["--keep-last", "1", "--pin"],
+    ] {
+        prune(&s3, bad).expect_code(64);
+    }
+    assert_eq!(keys(&s3), before);
+
+    // The server goes away: the listing fails, nothing is deleted.
+    let proxy = FaultProxy::transparent(s3.port);
+    proxy.set_down(true);
+    let out = run(
+        s3.tool_via("s3-prune", &proxy.endpoint)
+            .args(["--retries", "1", "--keep-last", "1"])
+            .arg(format!("s3://{BUCKET}/{PREFIX}")),
+        b"",
+    );
+    out.expect_code(69);
+    assert!(out.stderr.contains("nothing was deleted"), "{}", out.stderr);
+    assert_eq!(keys(&s3), before);
+}

@@ -1,0 +1,331 @@
+//! One prune: list the prefix whole, tell each backup's state from what is
+//! stored beside it, decide by the policy, refuse a runaway plan, report,
+//! then delete: each backup's sidecar and markers with it, in one request
+//! where the server takes DeleteObjects, the object after its sidecar.
+
+use crate::policy::{self, Backup, Decision, MaxDelete, Plan, Policy};
+use mysnap::quantity::format_size;
+use mysnap::s3::backups::{self, PIN, SIDECAR, VERIFIED};
+use mysnap::s3::{Client, ObjectInfo, S3Url};
+use mysnap::{Error, Exit, Result};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the command line asked for.
+pub struct Job {
+    pub policy: Policy,
+    pub max_delete: Option<MaxDelete>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// DeleteObjects takes at most this many keys.
+const BATCH: usize = 1000;
+
+/// The backups under the prefix and the keys stored beside them.
+struct Listing {
+    backups: Vec<Backup>,
+    /// Every key listed, with its size.
+    keys: BTreeMap<String, u64>,
+}
+
+/// Lists `prefix` whole: a listing that fails, or breaks off, is an error
+/// before anything is decided, so nothing is deleted on half a listing.
+async fn listing(client: &Client, prefix: &S3Url) -> Result<Listing> {
+    let objects = client.list(&prefix.key).await.map_err(|e| {
+        Error::new(
+            Exit::Unavailable,
+            format!("{}: nothing was deleted", e.message()),
+        )
+    })?;
+    let keys: BTreeMap<String, u64> = objects.iter().map(|o| (o.key.clone(), o.size)).collect();
+    let mut found = Vec::new();
+    for object in backups::backups(&prefix.key, objects) {
+        found.push(backup(client, prefix, &object, &keys)?);
+    }
+    Ok(Listing {
+        backups: found,
+        keys,
+    })
+}
+
+fn backup(
+    client: &Client,
+    prefix: &S3Url,
+    object: &ObjectInfo,
+    keys: &BTreeMap<String, u64>,
+) -> Result<Backup> {
+    let beside = |suffix: &str| keys.contains_key(&format!("{}{suffix}", object.key));
+    let taken = backups::taken(&prefix.key, object).ok_or_else(|| {
+        Error::new(
+            Exit::DataErr,
+            format!(
+                "{}: neither its name nor its time stored ('{}') says when it was taken; \
+                 nothing was deleted",
+                client.url(&object.key),
+                object.last_modified
+            ),
+        )
+    })?;
+    Ok(Backup {
+        key: object.key.clone(),
+        taken,
+        size: object.size,
+        complete: beside(SIDECAR),
+        verified: beside(VERIFIED),
+        pinned: beside(PIN),
+    })
+}
+
+/// Sidecars and markers whose backup is gone (a prune cut between its
+/// requests, a backup deleted by hand): they go too. Only where a backup
+/// could be: nothing in the binlog archive is touched.
+fn orphans(prefix: &str, listing: &Listing) -> Vec<String> {
+    let backups: BTreeSet<&str> = listing.backups.iter().map(|b| b.key.as_str()).collect();
+    listing
+        .keys
+        .keys()
+        .filter(|key| {
+            [SIDECAR, VERIFIED, PIN].iter().any(|suffix| {
+                key.strip_suffix(suffix).is_some_and(|object| {
+                    backups::is_backup(prefix, object) && !backups.contains(object)
+                })
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The keys of one backup, in the order they go: what says it is whole
+/// (its sidecar) and its markers first, the object last.
+fn keys_of(backup: &Backup, listed: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut keys: Vec<String> = [SIDECAR, VERIFIED]
+        .iter()
+        .map(|suffix| format!("{}{suffix}", backup.key))
+        .filter(|k| listed.contains_key(k))
+        .collect();
+    keys.push(backup.key.clone());
+    keys
+}
+
+pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
+    let listing = listing(client, prefix).await?;
+    let plan = policy::plan(&job.policy, listing.backups.clone(), chrono::Utc::now());
+    if let Some(why) = policy::refusal(&plan, job.max_delete) {
+        report(client, &plan, job, &[]);
+        return Err(Error::new(
+            Exit::DataErr,
+            format!("{why}; nothing was deleted"),
+        ));
+    }
+    let orphans = orphans(&prefix.key, &listing);
+    report(client, &plan, job, &orphans);
+    if job.dry_run {
+        log::info!("--dry-run: nothing was deleted");
+        return Ok(());
+    }
+    // Whole backups in each request: a prune cut between two requests
+    // leaves each backup whole or gone.
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    let mut batch: Vec<String> = Vec::new();
+    let groups = plan
+        .deleted()
+        .map(|b| keys_of(b, &listing.keys))
+        .chain(orphans.iter().map(|k| vec![k.clone()]));
+    for keys in groups {
+        if batch.len() + keys.len() > BATCH {
+            batches.push(std::mem::take(&mut batch));
+        }
+        batch.extend(keys);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut requests = 0;
+    for keys in &batches {
+        let done = client.delete_objects(keys).await?;
+        requests += done.requests;
+        failed.extend(done.failed);
+    }
+    log::debug!("{requests} delete requests for {} batches", batches.len());
+    if !failed.is_empty() {
+        for (key, why) in failed.iter().take(10) {
+            log::error!("{}: not deleted: {why}", client.url(key));
+        }
+        return Err(Error::new(
+            Exit::Unavailable,
+            format!(
+                "{} of the keys to delete were not deleted (the first are above); run again",
+                failed.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One line per backup, newest first, then a summary; or the same as JSON.
+fn report(client: &Client, plan: &Plan, job: &Job, orphans: &[String]) {
+    let deleting = if job.dry_run {
+        "would delete"
+    } else {
+        "delete"
+    };
+    if job.json {
+        let backups: Vec<serde_json::Value> = plan
+            .backups
+            .iter()
+            .map(|(b, d)| {
+                let (action, reasons) = match d {
+                    Decision::Keep(r) => ("keep", r.iter().map(|r| r.name()).collect()),
+                    Decision::Delete => ("delete", Vec::new()),
+                };
+                serde_json::json!({
+                    "key": b.key,
+                    "taken": b.taken.to_rfc3339(),
+                    "size": b.size,
+                    "complete": b.complete,
+                    "verified": b.verified,
+                    "pinned": b.pinned,
+                    "action": action,
+                    "kept_by": reasons,
+                })
+            })
+            .collect();
+        let summary = summary(plan);
+        let out = serde_json::json!({
+            "dry_run": job.dry_run,
+            "backups": backups,
+            "orphans": orphans,
+            "kept": summary.kept,
+            "deleted": summary.deleted,
+            "bytes_freed": summary.freed,
+            "oldest_kept": summary.oldest_kept.map(|t| t.to_rfc3339()),
+        });
+        println!("{out}");
+        return;
+    }
+    for (b, d) in &plan.backups {
+        let when = b.taken.format("%Y-%m-%d %H:%M:%S UTC");
+        match d {
+            Decision::Keep(reasons) => {
+                let why: Vec<&str> = reasons.iter().map(|r| r.name()).collect();
+                println!(
+                    "keep          {when}  {}  ({})",
+                    client.url(&b.key),
+                    why.join(", ")
+                );
+            }
+            Decision::Delete => println!("{deleting:<13} {when}  {}", client.url(&b.key)),
+        }
+    }
+    for key in orphans {
+        println!("{deleting:<13} {}  (its backup is gone)", client.url(key));
+    }
+    let s = summary(plan);
+    let deleted = if job.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    let oldest = s.oldest_kept.map_or_else(
+        || "none".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
+    println!(
+        "{} backups: {} kept, {} {deleted} ({} freed); the oldest kept backup is from {oldest}",
+        plan.backups.len(),
+        s.kept,
+        s.deleted,
+        format_size(s.freed)
+    );
+}
+
+struct Summary {
+    kept: usize,
+    deleted: usize,
+    freed: u64,
+    oldest_kept: Option<policy::Moment>,
+}
+
+fn summary(plan: &Plan) -> Summary {
+    Summary {
+        kept: plan.kept().count(),
+        deleted: plan.deleted().count(),
+        freed: plan.deleted().map(|b| b.size).sum(),
+        oldest_kept: plan.kept().filter(|b| b.complete).map(|b| b.taken).min(),
+    }
+}
+
+/// `--pin`: marks the backup so that no prune deletes it.
+pub async fn pin(client: &Client, url: &S3Url) -> Result<()> {
+    if client.head(&url.key).await?.is_none() {
+        return Err(Error::new(Exit::NoInput, format!("{url}: no such backup")));
+    }
+    let marker = format!("{}{PIN}", url.key);
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    let body = format!(
+        "pinned by s3-prune at {}\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    client
+        .put_object(&marker, bytes::Bytes::from(body), &headers)
+        .await?;
+    log::info!("pinned {url}: no prune deletes it until --unpin");
+    Ok(())
+}
+
+/// `--unpin`: takes the mark away (none there is no error).
+pub async fn unpin(client: &Client, url: &S3Url) -> Result<()> {
+    client.delete_object(&format!("{}{PIN}", url.key)).await?;
+    log::info!("unpinned {url}: the policy decides for it again");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup(key: &str) -> Backup {
+        Backup {
+            key: key.into(),
+            taken: chrono::Utc::now(),
+            size: 1,
+            complete: true,
+            verified: false,
+            pinned: false,
+        }
+    }
+
+    #[test]
+    fn a_backup_goes_sidecar_first_and_orphans_are_found() {
+        let keys: BTreeMap<String, u64> = [
+            "p/a.tar.gz",
+            "p/a.tar.gz.sha256",
+            "p/a.tar.gz.verified",
+            "p/gone.tar.gz.sha256",
+            "p/gone.tar.gz.pin",
+            "p/b.tar.gz",
+            "p/binlog/e/binlog.000001/00000000000000000004.seg.sha256",
+        ]
+        .iter()
+        .map(|k| (k.to_string(), 1))
+        .collect();
+        assert_eq!(
+            keys_of(&backup("p/a.tar.gz"), &keys),
+            ["p/a.tar.gz.sha256", "p/a.tar.gz.verified", "p/a.tar.gz"]
+        );
+        assert_eq!(keys_of(&backup("p/b.tar.gz"), &keys), ["p/b.tar.gz"]);
+        let listing = Listing {
+            backups: vec![backup("p/a.tar.gz"), backup("p/b.tar.gz")],
+            keys,
+        };
+        assert_eq!(
+            orphans("p/", &listing),
+            ["p/gone.tar.gz.pin", "p/gone.tar.gz.sha256"]
+        );
+    }
+}

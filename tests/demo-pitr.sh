@@ -57,14 +57,22 @@ insert() { # FROM COUNT PAUSE: one transaction each, PAUSE seconds apart
         echo "INSERT INTO shop.orders VALUES ($i, UTC_TIMESTAMP(6)); DO SLEEP($3);"
     done | sql
 }
-insert 1 100 0
-echo "demo: 100 orders, then the nightly backup (coordinates under the lock, the"
-echo "      datadir archived cold by snap-tar, s3-put)"
-mysql-lock-hold -q --defaults-file="$work/client.cnf" --status-file "$work/status.json" -- true
-sh -c "$stop_cmd"
-snap-tar -q --status-file "$work/status.json" "$data" | s3-put -q "${prefix}%Y%m%dT%H%M%SZ.tar.gz" > /dev/null
-sh -c "$start_cmd"
-wait_up
+# A backup: the coordinates under the lock, the datadir archived cold by
+# snap-tar, s3-put recording where its binlog chain begins. KEY STATUS
+backup() {
+    mysql-lock-hold -q --defaults-file="$work/client.cnf" --status-file "$2" -- true
+    sh -c "$stop_cmd"
+    snap-tar -q --status-file "$2" "$data" | s3-put -q --status-file "$2" "${prefix}$1" > /dev/null
+    sh -c "$start_cmd"
+    wait_up
+}
+insert 1 50 0
+echo "demo: 50 orders, yesterday's backup (named a day back), 50 more orders, then"
+echo "      tonight's backup (coordinates under the lock, the datadir archived cold"
+echo "      by snap-tar, s3-put --status-file recording where its binlog begins)"
+backup "$(date -u -d '1 day ago' +%Y%m%dT%H%M%SZ).tar.gz" "$work/yesterday.json"
+insert 51 50 0
+backup "%Y%m%dT%H%M%SZ.tar.gz" "$work/status.json"
 
 echo "demo: a write load of 150 orders over about 3 s, then the accident: DROP TABLE"
 insert 101 150 0.02
@@ -105,5 +113,21 @@ if [ "$back" = "$kept" ]; then
     echo "  result     every order up to the second before the drop is back"
 else
     echo "  result     ROWS DIFFER" >&2
+    exit 1
+fi
+
+echo
+echo "demo: retention: s3-prune --keep-last 1 $prefix keeps tonight's backup, and"
+echo "      of the binlog archive only what a replay from it needs"
+s3-prune --keep-last 1 "$prefix" | sed -e 's/^/      /'
+replay_to_target() {
+    mysql-binlog-replay -q -n --defaults-file="$work/client.cnf" --from-file "$1" \
+        --until "$target" "$prefix" > /dev/null 2>&1
+}
+if replay_to_target "$work/status.json" && ! replay_to_target "$work/yesterday.json"; then
+    echo "  result     a replay from tonight's backup to $target still has every event;"
+    echo "             yesterday's chain is gone with its backup"
+else
+    echo "  result     THE BINLOG ARCHIVE WAS PRUNED WRONG" >&2
     exit 1
 fi

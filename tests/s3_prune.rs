@@ -81,6 +81,19 @@ fn bucket() -> S3Server {
     s3
 }
 
+/// Each backup of `days` downloads whole, verified by its sidecar.
+fn restores(s3: &S3Server, days: &[u32]) {
+    for &day in days {
+        let got = run(
+            s3.tool("s3-get")
+                .arg(format!("s3://{BUCKET}/{}", name(day))),
+            b"",
+        );
+        got.expect_code(0);
+        assert!(got.stdout == data(day), "day {day}");
+    }
+}
+
 /// The keys of the backups of `days`, with what s3-put and the markers
 /// stored beside them.
 fn with_sidecars(s3: &S3Server, days: &[u32]) -> BTreeSet<String> {
@@ -159,15 +172,7 @@ fn a_policy_keeps_exactly_what_its_rules_and_the_always_kept_say() {
         assert!(out.stdout_text().contains(&line), "{line}\n{}", out.stdout_text());
     }
     // Every kept complete backup still downloads, verified by its sidecar.
-    for day in [39, 38, 37, 30, 9, 4] {
-        let got = run(
-            s3.tool("s3-get")
-                .arg(format!("s3://{BUCKET}/{}", name(day))),
-            b"",
-        );
-        got.expect_code(0);
-        assert!(got.stdout == data(day), "day {day}");
-    }
+    restores(&s3, &[39, 38, 37, 30, 9, 4]);
 
     // The incomplete ones go when asked; a second run with the same rules
     // has nothing more to delete.
@@ -226,4 +231,148 @@ fn a_plan_that_goes_too_far_or_a_broken_listing_deletes_nothing() {
     out.expect_code(69);
     assert!(out.stderr.contains("nothing was deleted"), "{}", out.stderr);
     assert_eq!(keys(&s3), before);
+}
+
+/// mysql-lock-hold's status file for a backup whose events begin at
+/// `file`:4.
+fn status_file(dir: &std::path::Path, file: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{file}.json"));
+    let status = format!(
+        r#"{{"format":1,"flavor":"mariadb","server_version":"10.11.6-MariaDB","server_id":1,
+        "server_uuid":null,"binlog_file":"{file}","binlog_pos":4,"gtid":"0-1-9","replica":null,
+        "layout":{{}},"lock":"ftwrl","locked_at":"2026-01-01T01:00:00.000Z","lock_attempts":1,
+        "lock_wait_ms":2,"lock_hold_ms":40}}"#
+    );
+    std::fs::write(&path, status).unwrap();
+    path
+}
+
+const EPOCH_A: &str = "20260101T000000Z-mariadb-d0-s1";
+const EPOCH_B: &str = "20260106T000000Z-mariadb-d0-s2";
+
+/// Where the backup of `day` (0..10) begins: days 0 to 4 in epoch A
+/// (binlog.000001 to .000005), days 5 to 9 in epoch B, a new server
+/// (mysql-bin.000001 to .000005).
+fn start_of(day: u32) -> (&'static str, String) {
+    if day < 5 {
+        (EPOCH_A, format!("binlog.{:06}", day + 1))
+    } else {
+        (EPOCH_B, format!("mysql-bin.{:06}", day - 4))
+    }
+}
+
+/// The two segments, [4, 104) and [104, 204), of each of the first
+/// `files` files of `epoch`.
+fn segments(epoch: &str, base: &str, files: std::ops::RangeInclusive<u32>) -> Vec<String> {
+    files
+        .flat_map(|n| {
+            [4, 104].map(|start| format!("{PREFIX}binlog/{epoch}/{base}.{n:06}/{start:020}.seg"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_binlog_archive_is_kept_from_the_oldest_start_that_a_kept_backup_needs() {
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    let dir = tempfile::tempdir().unwrap();
+    for day in 0..10 {
+        let (_, file) = start_of(day);
+        run(
+            s3.tool("s3-put")
+                .arg("--status-file")
+                .arg(status_file(dir.path(), &file))
+                .arg(format!("s3://{BUCKET}/{}", name(day))),
+            &data(day),
+        )
+        .expect_code(0);
+    }
+    // s3-put recorded each start in the object's metadata.
+    let meta = std::fs::read_to_string(s3.object_metadata_file(BUCKET, &name(7))).unwrap();
+    assert!(meta.contains("mysql-bin.000003"), "{meta}");
+    // Epoch A runs on past the last backup in it, to binlog.000006.
+    let all: Vec<String> = [
+        segments(EPOCH_A, "binlog", 1..=6),
+        segments(EPOCH_B, "mysql-bin", 1..=5),
+    ]
+    .concat();
+    for key in &all {
+        let path = s3.object_file(BUCKET, key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, [7u8; 100]).unwrap();
+    }
+    let binlog_keys = |s3: &S3Server| -> BTreeSet<String> {
+        keys(s3)
+            .into_iter()
+            .filter(|k| k.starts_with(&format!("{PREFIX}binlog/")))
+            .collect()
+    };
+    let from = |epoch: &str, base: &str, first: u32, last: u32| segments(epoch, base, first..=last);
+
+    // The last three backups start in B at mysql-bin.000003..5: A goes
+    // whole, B loses the two files before .000003.
+    let out = prune(&s3, &["--keep-last", "3"]);
+    out.expect_code(0);
+    let expected: BTreeSet<String> = from(EPOCH_B, "mysql-bin", 3, 5).into_iter().collect();
+    assert_eq!(binlog_keys(&s3), expected, "{}", out.stdout_text());
+    assert!(
+        out.stdout_text().contains(&format!(
+            "binlog archive: 16 of 22 segments deleted (1.6 KiB freed); point-in-time \
+             recovery reaches back to mysql-bin.000003:4 (s3://{BUCKET}/{})",
+            name(7)
+        )),
+        "{}",
+        out.stdout_text()
+    );
+    // Every kept backup's chain is whole: from its start to the end of B.
+    for day in [7, 8, 9] {
+        let (epoch, file) = start_of(day);
+        let first: u32 = file[file.len() - 6..].parse().unwrap();
+        for key in from(epoch, "mysql-bin", first, 5) {
+            assert!(keys(&s3).contains(&key), "day {day}: {key}");
+        }
+    }
+
+    // A shorter window for point-in-time recovery (two days, and every
+    // backup is older): from the newest backup on, and a pinned one keeps
+    // its own chain.
+    run(
+        s3.tool("s3-prune")
+            .arg("--pin")
+            .arg(format!("s3://{BUCKET}/{}", name(8))),
+        b"",
+    )
+    .expect_code(0);
+    let out = prune(
+        &s3,
+        &["--keep-last", "3", "--keep-binlogs-within", "2d", "--json"],
+    );
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout_text()).unwrap();
+    assert_eq!(report["binlog"]["segments_deleted"], 2, "{report}");
+    assert_eq!(report["binlog"]["oldest_start"]["at"], "mysql-bin.000004:4");
+    let expected: BTreeSet<String> = from(EPOCH_B, "mysql-bin", 4, 5).into_iter().collect();
+    assert_eq!(binlog_keys(&s3), expected);
+    // The backups themselves are all still there and restore.
+    restores(&s3, &[7, 8, 9]);
+}
+
+#[test]
+fn a_kept_backup_without_a_recorded_start_leaves_the_binlog_archive_whole() {
+    let s3 = bucket();
+    let before = keys(&s3);
+    let out = prune(&s3, &["--keep-last", "40", "--dry-run"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout_text().contains(&format!(
+            "binlog archive: left whole: s3://{BUCKET}/{} records no binlog start",
+            name(39)
+        )),
+        "{}",
+        out.stdout_text()
+    );
+    prune(&s3, &["--keep-last", "40"]).expect_code(0);
+    // Only the orphaned sidecar went.
+    let mut expected = before;
+    assert!(expected.remove(&format!("{PREFIX}by-hand.tar.gz.sha256")));
+    assert_eq!(keys(&s3), expected);
 }

@@ -155,6 +155,9 @@ check "the journal has MYSNAP_DURATION_MS ($(field DURATION_MS))" [ -n "$(field 
 check "the journal has MYSNAP_LOCK_HOLD_MS ($(field LOCK_HOLD_MS))" [ -n "$(field LOCK_HOLD_MS)" ]
 check "the journal has the coordinates (MYSNAP_GTID $(field GTID))" [ "$(field GTID)" = "$gtid_before" ]
 check "the journal has MYSNAP_BINLOG_FILE ($(field BINLOG_FILE))" [ -n "$(field BINLOG_FILE)" ]
+# s3s-fs keeps user metadata beside the object, in .bucket-*.object-*.metadata.json.
+check "the object's metadata records its binlog start ($(field BINLOG_FILE))" bash -c \
+    "cat $s3root/.bucket-*.object-*.metadata.json | grep -q 'mysnap-binlog-file.*\"$(field BINLOG_FILE)\"'"
 say "lock held $(field LOCK_HOLD_MS) ms; uploaded $(field BYTES) bytes in $(field DURATION_MS) ms" \
     "($(awk -v b="$(field BYTES)" -v ms="$(field DURATION_MS)" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }') MiB/s under emulation)"
 say "s3-get --list s3://backups/db1/:"

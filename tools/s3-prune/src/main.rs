@@ -2,6 +2,7 @@
 //! with their sidecars; never the newest complete or the newest verified
 //! backup, nor a pinned one.
 
+mod binlogs;
 mod policy;
 mod prune;
 
@@ -16,7 +17,8 @@ const SYNOPSIS: &str = "s3-prune [OPTIONS] RULE... s3://BUCKET/PREFIX/
 const ABOUT: &str = "Deletes the backups under PREFIX that no keep rule keeps, with their sidecars.
 A RULE is one of the --keep- options below. The rules add up; the newest
 complete backup, the newest verified one and the pinned ones are always kept.
-Binlog segments under PREFIX/binlog/ are left.";
+The binlog archive under PREFIX/binlog/ is kept from the oldest kept backup's
+start on (or, with --keep-binlogs-within, from the newest backup that old).";
 
 fn cli() -> Cli {
     let mut cli = Cli::new("s3-prune", SYNOPSIS, ABOUT);
@@ -41,6 +43,13 @@ fn cli() -> Cli {
             "N",
         );
     }
+    opts.optopt(
+        "",
+        "keep-binlogs-within",
+        "keep binlogs for point-in-time recovery to any moment of the last DURATION \
+         only (default: from the oldest kept backup on)",
+        "DURATION",
+    );
     opts.optflag(
         "",
         "delete-incomplete",
@@ -118,6 +127,11 @@ fn run(args: Args) -> Result<()> {
     };
     let job = prune::Job {
         policy,
+        binlogs_within: args
+            .string("keep-binlogs-within")
+            .map(|_| args.value("keep-binlogs-within", Default::default(), parse_duration))
+            .transpose()?
+            .map(|d| chrono::Duration::from_std(d).expect("durations are bounded")),
         max_delete,
         dry_run: args.flag("dry-run"),
         json: args.flag("json"),

@@ -1,11 +1,14 @@
 //! One prune: list the prefix whole, tell each backup's state from what is
 //! stored beside it, decide by the policy, refuse a runaway plan, report,
 //! then delete: each backup's sidecar and markers with it, in one request
-//! where the server takes DeleteObjects, the object after its sidecar.
+//! where the server takes DeleteObjects, the object after its sidecar;
+//! then the binlog segments that no kept backup's chain needs.
 
+use crate::binlogs::{self, Outcome};
 use crate::policy::{self, Backup, Decision, MaxDelete, Plan, Policy};
+use mysnap::binlog::layout::{Timeline, DIR};
 use mysnap::quantity::format_size;
-use mysnap::s3::backups::{self, PIN, SIDECAR, VERIFIED};
+use mysnap::s3::backups::{self, Start, PIN, SIDECAR, VERIFIED};
 use mysnap::s3::{Client, ObjectInfo, S3Url};
 use mysnap::{Error, Exit, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What the command line asked for.
 pub struct Job {
     pub policy: Policy,
+    /// The binlog archive is kept for at least this long back from now.
+    pub binlogs_within: Option<chrono::Duration>,
     pub max_delete: Option<MaxDelete>,
     pub dry_run: bool,
     pub json: bool,
@@ -107,30 +112,80 @@ fn keys_of(backup: &Backup, listed: &BTreeMap<String, u64>) -> Vec<String> {
     keys
 }
 
+/// The binlog archive's part of the plan: the starts that the kept
+/// backups' metadata records (one HEAD each), placed in the archive.
+async fn binlog_plan(
+    client: &Client,
+    prefix: &S3Url,
+    listing: &Listing,
+    plan: &Plan,
+    job: &Job,
+    now: policy::Moment,
+) -> Result<Outcome> {
+    let archive = format!("{}{DIR}", prefix.key);
+    let timeline = Timeline::from_listing(
+        &prefix.key,
+        listing
+            .keys
+            .range(archive.clone()..)
+            .take_while(|(k, _)| k.starts_with(&archive))
+            .map(|(k, size)| (k.as_str(), *size)),
+    );
+    if timeline.epochs.is_empty() {
+        return Ok(Outcome::NoArchive);
+    }
+    let mut needed = Vec::new();
+    for backup in binlogs::needed(plan, job.binlogs_within, now) {
+        let start = client
+            .head(&backup.key)
+            .await
+            .map_err(|e| Error::with_status(e.code(), format!("{e}: nothing was deleted")))?
+            .and_then(|head| Start::from_map(&head.metadata));
+        needed.push((client.url(&backup.key).to_string(), start));
+    }
+    Ok(binlogs::plan(&prefix.key, &timeline, &needed))
+}
+
 pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
     let listing = listing(client, prefix).await?;
-    let plan = policy::plan(&job.policy, listing.backups.clone(), chrono::Utc::now());
+    let now = chrono::Utc::now();
+    let plan = policy::plan(&job.policy, listing.backups.clone(), now);
     if let Some(why) = policy::refusal(&plan, job.max_delete) {
-        report(client, &plan, job, &[]);
+        report(
+            client,
+            &prefix.key,
+            &plan,
+            job,
+            &[],
+            &Outcome::LeftWhole(why.clone()),
+        );
         return Err(Error::new(
             Exit::DataErr,
             format!("{why}; nothing was deleted"),
         ));
     }
     let orphans = orphans(&prefix.key, &listing);
-    report(client, &plan, job, &orphans);
+    let binlogs = binlog_plan(client, prefix, &listing, &plan, job, now).await?;
+    report(client, &prefix.key, &plan, job, &orphans, &binlogs);
     if job.dry_run {
         log::info!("--dry-run: nothing was deleted");
         return Ok(());
     }
     // Whole backups in each request: a prune cut between two requests
-    // leaves each backup whole or gone.
+    // leaves each backup whole or gone. The binlog segments go after
+    // the backups, oldest first, so that a cut leaves the archive whole
+    // from some point on.
     let mut batches: Vec<Vec<String>> = Vec::new();
     let mut batch: Vec<String> = Vec::new();
+    let segments = match &binlogs {
+        Outcome::Pruned { delete, .. } => delete.clone(),
+        _ => Vec::new(),
+    };
     let groups = plan
         .deleted()
         .map(|b| keys_of(b, &listing.keys))
-        .chain(orphans.iter().map(|k| vec![k.clone()]));
+        .chain(orphans.iter().map(|k| vec![k.clone()]))
+        .chain(segments.into_iter().map(|k| vec![k]));
     for keys in groups {
         if batch.len() + keys.len() > BATCH {
             batches.push(std::mem::take(&mut batch));
@@ -163,8 +218,16 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
     Ok(())
 }
 
-/// One line per backup, newest first, then a summary; or the same as JSON.
-fn report(client: &Client, plan: &Plan, job: &Job, orphans: &[String]) {
+/// One line per backup, newest first, one per epoch that loses segments,
+/// then a summary; or the same as JSON.
+fn report(
+    client: &Client,
+    prefix: &str,
+    plan: &Plan,
+    job: &Job,
+    orphans: &[String],
+    binlogs: &Outcome,
+) {
     let deleting = if job.dry_run {
         "would delete"
     } else {
@@ -200,6 +263,7 @@ fn report(client: &Client, plan: &Plan, job: &Job, orphans: &[String]) {
             "deleted": summary.deleted,
             "bytes_freed": summary.freed,
             "oldest_kept": summary.oldest_kept.map(|t| t.to_rfc3339()),
+            "binlog": binlog_json(binlogs),
         });
         println!("{out}");
         return;
@@ -221,6 +285,20 @@ fn report(client: &Client, plan: &Plan, job: &Job, orphans: &[String]) {
     for key in orphans {
         println!("{deleting:<13} {}  (its backup is gone)", client.url(key));
     }
+    if let Outcome::Pruned { cuts, .. } = binlogs {
+        for cut in cuts {
+            let what = match &cut.from {
+                None => "the whole epoch".to_string(),
+                Some(at) => format!("before {at}"),
+            };
+            println!(
+                "{deleting:<13} {}  {} segments ({}): {what}",
+                client.url(&format!("{prefix}{DIR}{}/", cut.epoch)),
+                cut.segments,
+                format_size(cut.bytes)
+            );
+        }
+    }
     let s = summary(plan);
     let deleted = if job.dry_run {
         "would delete"
@@ -238,6 +316,49 @@ fn report(client: &Client, plan: &Plan, job: &Job, orphans: &[String]) {
         s.deleted,
         format_size(s.freed)
     );
+    match binlogs {
+        Outcome::NoArchive => {}
+        Outcome::LeftWhole(why) => println!("binlog archive: left whole: {why}"),
+        Outcome::Pruned {
+            segments,
+            bytes,
+            total,
+            oldest,
+            ..
+        } => println!(
+            "binlog archive: {segments} of {total} segments {deleted} ({} freed); \
+             point-in-time recovery reaches back to {} ({})",
+            format_size(*bytes),
+            oldest.1,
+            oldest.0
+        ),
+    }
+}
+
+fn binlog_json(binlogs: &Outcome) -> serde_json::Value {
+    match binlogs {
+        Outcome::NoArchive => serde_json::Value::Null,
+        Outcome::LeftWhole(why) => serde_json::json!({ "left_whole": why }),
+        Outcome::Pruned {
+            cuts,
+            segments,
+            bytes,
+            total,
+            oldest,
+            ..
+        } => serde_json::json!({
+            "segments": total,
+            "segments_deleted": segments,
+            "bytes_freed": bytes,
+            "epochs": cuts.iter().map(|c| serde_json::json!({
+                "epoch": c.epoch,
+                "deleted_before": c.from.as_ref().map(|p| p.to_string()),
+                "segments_deleted": c.segments,
+                "bytes_freed": c.bytes,
+            })).collect::<Vec<_>>(),
+            "oldest_start": { "backup": oldest.0, "at": oldest.1.to_string() },
+        }),
+    }
 }
 
 struct Summary {

@@ -67,6 +67,12 @@ fn cli() -> Cli {
     opts.optopt("", "sse-kms-key-id", "KMS key for --sse aws:kms", "ID");
     opts.optopt(
         "",
+        "status-file",
+        "mysql-lock-hold's status file: record the binlog start in the object's metadata",
+        "FILE",
+    );
+    opts.optopt(
+        "",
         "content-type",
         "Content-Type of the object (default: application/octet-stream)",
         "TYPE",

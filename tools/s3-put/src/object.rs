@@ -1,14 +1,41 @@
 //! The object s3-put stores, as the options name it: its key, with the
 //! strftime patterns expanded, and the headers that set its storage class
-//! and encryption.
+//! and encryption, and record where its binlog chain begins.
 
 use chrono::format::{Item, StrftimeItems};
 use mysnap::cli::Args;
 use mysnap::s3;
+use mysnap::s3::backups::Start;
+use mysnap::status::Status;
 use mysnap::{Error, Result};
 
-/// Storage class and encryption headers, checked before anything is sent.
+/// Storage class, encryption and metadata headers, checked before
+/// anything is sent. They go on the object and on its sidecar alike.
 pub fn headers(args: &Args) -> Result<http::HeaderMap> {
+    let mut map = sent_as_is(args)?;
+    if let Some(path) = args.string("status-file") {
+        let status = Status::read_file(std::path::Path::new(&path))?;
+        match Start::from_status(&status) {
+            Some(start) => {
+                for (name, value) in start.to_pairs() {
+                    let name =
+                        http::HeaderName::from_bytes(format!("x-amz-meta-{name}").as_bytes())
+                            .expect("metadata names are header names");
+                    let value = http::HeaderValue::from_str(&value)
+                        .expect("Start holds header-safe values only");
+                    map.insert(name, value);
+                }
+            }
+            None => log::warn!(
+                "{path}: the server had no binary log when the backup was taken; \
+                 the object records no binlog start"
+            ),
+        }
+    }
+    Ok(map)
+}
+
+fn sent_as_is(args: &Args) -> Result<http::HeaderMap> {
     let mut pairs = Vec::new();
     if let Some(class) = args.string("storage-class") {
         pairs.push(("x-amz-storage-class", class));
@@ -80,5 +107,32 @@ mod tests {
             64
         );
         assert_eq!(parse(&["--sse-kms-key-id", "k"]).unwrap_err().code(), 64);
+    }
+
+    #[test]
+    fn the_status_file_becomes_the_binlog_start_in_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coordinates.json");
+        let status = r#"{"format":1,"flavor":"mariadb","server_version":"10.11.6-MariaDB",
+            "server_id":1,"server_uuid":null,"binlog_file":"mysql-bin.000007",
+            "binlog_pos":385,"gtid":"0-1-77","replica":null,"layout":{},"lock":"ftwrl",
+            "locked_at":"2026-12-02T01:00:00.000Z","lock_attempts":1,"lock_wait_ms":3,
+            "lock_hold_ms":null}"#;
+        std::fs::write(&path, status).unwrap();
+        let parse = |argv: &[&str]| {
+            let args = crate::cli()
+                .parse_from(argv.iter().map(|s| s.to_string()).collect())
+                .unwrap();
+            headers(&args)
+        };
+        let map = parse(&["--status-file", path.to_str().unwrap()]).unwrap();
+        assert_eq!(map["x-amz-meta-mysnap-binlog-file"], "mysql-bin.000007");
+        assert_eq!(map["x-amz-meta-mysnap-binlog-pos"], "385");
+        assert_eq!(map["x-amz-meta-mysnap-gtid"], "0-1-77");
+        std::fs::write(&path, b"{}").unwrap();
+        let refused = parse(&["--status-file", path.to_str().unwrap()]).unwrap_err();
+        assert_eq!(refused.code(), 65);
+        let missing = dir.path().join("none.json");
+        assert!(parse(&["--status-file", missing.to_str().unwrap()]).is_err());
     }
 }

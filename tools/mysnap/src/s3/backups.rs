@@ -3,6 +3,10 @@
 //! mysql-binlog-replay --list shows.
 
 use super::ObjectInfo;
+use crate::binlog::layout::valid_file;
+use crate::binlog::target::Position;
+use crate::status::Status;
+use std::collections::BTreeMap;
 
 pub type Moment = chrono::DateTime<chrono::Utc>;
 
@@ -12,6 +16,90 @@ pub type Moment = chrono::DateTime<chrono::Utc>;
 pub const SIDECAR: &str = ".sha256";
 pub const VERIFIED: &str = ".verified";
 pub const PIN: &str = ".pin";
+
+/// Where a backup's binlog chain begins, stored beside it as object
+/// metadata (`s3-put --status-file`), so that a prune can tell which
+/// binlog segments a backup needs from a HEAD, without reading (or, once
+/// archives are encrypted, decrypting) the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    /// The binlog file and position where the events after the snapshot
+    /// begin.
+    pub at: Position,
+    /// The server's GTID position then, when it had one and it is short
+    /// enough for a header.
+    pub gtid: Option<String>,
+}
+
+/// Object metadata is sent as headers, and all of a key's user metadata
+/// must stay within 2 KiB: a longer GTID set is left out (the file and
+/// position are what a prune goes by).
+const GTID_MAX: usize = 1024;
+const META_FILE: &str = "mysnap-binlog-file";
+const META_POSITION: &str = "mysnap-binlog-pos";
+const META_GTID: &str = "mysnap-gtid";
+
+impl Start {
+    /// From mysql-lock-hold's status file; None when the server had no
+    /// binary log.
+    pub fn from_status(status: &Status) -> Option<Start> {
+        let at = Position {
+            file: status.binlog_file.clone()?,
+            position: status.binlog_pos?,
+        };
+        if !valid_file(&at.file) {
+            return None;
+        }
+        // MySQL writes gtid_executed with a newline after each comma.
+        let gtid = status
+            .gtid
+            .as_deref()
+            .map(|g| g.split_whitespace().collect::<String>())
+            .filter(|g| !g.is_empty() && g.len() <= GTID_MAX && g.bytes().all(gtid_byte));
+        Some(Start { at, gtid })
+    }
+
+    /// The metadata as (name, value) pairs, without the `x-amz-meta-` part.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = vec![
+            (META_FILE.to_string(), self.at.file.clone()),
+            (META_POSITION.to_string(), self.at.position.to_string()),
+        ];
+        if let Some(gtid) = &self.gtid {
+            pairs.push((META_GTID.to_string(), gtid.clone()));
+        }
+        pairs
+    }
+
+    /// Reads what a HEAD returned (names in lower case, without
+    /// `x-amz-meta-`): None when the file or position is missing or
+    /// malformed; anyone who can write to the bucket can write these.
+    pub fn from_map(map: &BTreeMap<String, String>) -> Option<Start> {
+        let file = map.get(META_FILE).filter(|f| valid_file(f))?;
+        let position = map.get(META_POSITION)?;
+        if position.is_empty()
+            || position.len() > 20
+            || !position.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(Start {
+            at: Position {
+                file: file.clone(),
+                position: position.parse().ok()?,
+            },
+            gtid: map
+                .get(META_GTID)
+                .filter(|g| g.len() <= GTID_MAX && g.bytes().all(gtid_byte))
+                .cloned(),
+        })
+    }
+}
+
+/// The bytes of MariaDB's and MySQL's GTID sets.
+fn gtid_byte(b: u8) -> bool {
+    b.is_ascii_hexdigit() || b",-:".contains(&b)
+}
 
 /// Sidecars, markers, folder markers and the binlog archive beside the
 /// backups (PREFIX/binlog/) are not backups.
@@ -73,6 +161,49 @@ mod tests {
             last_modified: time.into(),
             metadata: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_start_goes_into_metadata_and_back_and_bad_metadata_is_none() {
+        let mut status: Status = serde_json::from_str(
+            r#"{"format":1,"flavor":"mysql","server_version":"8.0.36","server_id":1,
+            "server_uuid":null,"binlog_file":"binlog.000042","binlog_pos":157,
+            "gtid":"3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,\n4e11fa47-71ca-11e1-9e33-c80aa9429562:1-2",
+            "replica":null,"layout":{},"lock":"ftwrl","locked_at":"2026-12-02T01:00:00.000Z",
+            "lock_attempts":1,"lock_wait_ms":3,"lock_hold_ms":null}"#,
+        )
+        .unwrap();
+        let start = Start::from_status(&status).unwrap();
+        assert_eq!(start.at.to_string(), "binlog.000042:157");
+        // The newline MySQL puts after a comma is no header byte.
+        assert_eq!(
+            start.gtid.as_deref(),
+            Some(
+                "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,4e11fa47-71ca-11e1-9e33-c80aa9429562:1-2"
+            )
+        );
+        let map: BTreeMap<String, String> = start.to_pairs().into_iter().collect();
+        assert_eq!(Start::from_map(&map), Some(start.clone()));
+        // A GTID set too long for a header is left out, the rest is kept.
+        status.gtid = Some("0-1-1,".repeat(200));
+        let long = Start::from_status(&status).unwrap();
+        assert_eq!((long.at, long.gtid), (start.at.clone(), None));
+        status.binlog_file = None;
+        assert_eq!(Start::from_status(&status), None);
+        for (name, value) in [
+            (META_FILE, "../../etc/passwd"),
+            (META_POSITION, "12x"),
+            (META_POSITION, "99999999999999999999999"),
+            (META_POSITION, ""),
+        ] {
+            let mut bad = map.clone();
+            bad.insert(name.to_string(), value.to_string());
+            assert_eq!(Start::from_map(&bad), None, "{name}={value}");
+        }
+        let mut no_gtid = map.clone();
+        no_gtid.insert(META_GTID.to_string(), "0-1-1\r\nx-amz: y".to_string());
+        assert_eq!(Start::from_map(&no_gtid).unwrap().gtid, None);
+        assert_eq!(Start::from_map(&BTreeMap::new()), None);
     }
 
     #[test]

@@ -376,3 +376,79 @@ fn a_kept_backup_without_a_recorded_start_leaves_the_binlog_archive_whole() {
     assert!(expected.remove(&format!("{PREFIX}by-hand.tar.gz.sha256")));
     assert_eq!(keys(&s3), expected);
 }
+
+/// Opens a multipart upload of `key` through the library client, as a
+/// killed s3-put leaves one; returns its id.
+fn open_upload(s3: &S3Server, key: &str) -> String {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = mysnap_tests::s3_client::client(s3, BUCKET);
+    let no_headers = mysnap::s3::headers(&[]).unwrap();
+    let (id, _) = runtime
+        .block_on(client.create_multipart(key, "application/octet-stream", &no_headers))
+        .unwrap();
+    id
+}
+
+#[test]
+fn uploads_left_open_under_the_prefix_are_aborted_once_stale() {
+    // moto says every upload began at 2010-11-10T20:48:33Z (a constant in
+    // its ListMultipartUploads answer), so here ages are moto's: the
+    // policy's two sides are a limit older than that and one younger. The
+    // age rule itself is unit-tested with hand-made times (prune.rs).
+    let s3 = S3Server::moto(&[BUCKET]);
+    put(&s3, &name(0), &data(0));
+    let killed = open_upload(&s3, &format!("{PREFIX}killed.tar.gz"));
+    let other = open_upload(&s3, &format!("{PREFIX}other.tar.gz"));
+    let elsewhere = open_upload(&s3, "elsewhere/killed.tar.gz");
+    let all: BTreeSet<String> = [&killed, &other, &elsewhere].map(|s| s.to_string()).into();
+
+    // 1100 weeks, 21 years: moto's uploads are younger; none goes.
+    let out = prune(&s3, &["--keep-last", "1", "--abort-uploads-after", "1100w"]);
+    out.expect_code(0);
+    assert_eq!(
+        s3.open_uploads(BUCKET).into_iter().collect::<BTreeSet<_>>(),
+        all
+    );
+
+    let args = ["--keep-last", "1", "--abort-uploads-after", "24h"];
+    let dry = prune(&s3, &[&args[..], &["--dry-run"]].concat());
+    dry.expect_code(0);
+    let text = dry.stdout_text();
+    assert!(
+        text.contains(&format!(
+            "would abort   s3://{BUCKET}/{PREFIX}killed.tar.gz  (an upload open since \
+             2010-11-10T20:48:33.000Z)"
+        )) && text.contains("multipart uploads: 2 open for longer than 24h would abort"),
+        "{text}"
+    );
+    assert_eq!(
+        s3.open_uploads(BUCKET).len(),
+        3,
+        "--dry-run aborted nothing"
+    );
+
+    let out = prune(&s3, &args);
+    out.expect_code(0);
+    assert_eq!(
+        s3.open_uploads(BUCKET),
+        [elsewhere],
+        "only the uploads under the prefix went\n{}",
+        out.stdout_text()
+    );
+    // The backup itself is untouched.
+    restores(&s3, &[0]);
+}
+
+#[test]
+fn a_server_that_lists_no_uploads_is_said_and_the_prune_goes_on() {
+    // s3s-fs does not implement ListMultipartUploads (501).
+    let s3 = bucket();
+    let out = prune(&s3, &["--keep-last", "3", "--dry-run"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("the server does not list multipart uploads; none was aborted"),
+        "{}",
+        out.stderr
+    );
+}

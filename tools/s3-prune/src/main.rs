@@ -50,6 +50,12 @@ fn cli() -> Cli {
          only (default: from the oldest kept backup on)",
         "DURATION",
     );
+    opts.optopt(
+        "",
+        "abort-uploads-after",
+        "abort the multipart uploads under PREFIX open for longer than DURATION (default: 24h)",
+        "DURATION",
+    );
     opts.optflag(
         "",
         "delete-incomplete",
@@ -125,8 +131,15 @@ fn run(args: Args) -> Result<()> {
     } else {
         url
     };
+    let abort_after = args.value(
+        "abort-uploads-after",
+        std::time::Duration::from_secs(24 * 3600),
+        parse_duration,
+    )?;
     let job = prune::Job {
         policy,
+        abort_uploads_after: chrono::Duration::from_std(abort_after)
+            .expect("durations are bounded"),
         binlogs_within: args
             .string("keep-binlogs-within")
             .map(|_| args.value("keep-binlogs-within", Default::default(), parse_duration))

@@ -9,13 +9,15 @@ use crate::policy::{self, Backup, Decision, MaxDelete, Plan, Policy};
 use mysnap::binlog::layout::{Timeline, DIR};
 use mysnap::quantity::format_size;
 use mysnap::s3::backups::{self, Start, PIN, SIDECAR, VERIFIED};
-use mysnap::s3::{Client, ObjectInfo, S3Url};
+use mysnap::s3::{Client, ObjectInfo, OpenUpload, S3Url};
 use mysnap::{Error, Exit, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the command line asked for.
 pub struct Job {
     pub policy: Policy,
+    /// Multipart uploads open for longer than this are aborted.
+    pub abort_uploads_after: chrono::Duration,
     /// The binlog archive is kept for at least this long back from now.
     pub binlogs_within: Option<chrono::Duration>,
     pub max_delete: Option<MaxDelete>,
@@ -146,6 +148,51 @@ async fn binlog_plan(
     Ok(binlogs::plan(&prefix.key, &timeline, &needed))
 }
 
+/// The multipart uploads under the prefix open for longer than the job
+/// allows, or None where the server does not list them. An upload whose
+/// start the server does not say in RFC 3339 is left.
+async fn stale_uploads(
+    client: &Client,
+    prefix: &S3Url,
+    job: &Job,
+    now: policy::Moment,
+) -> Result<Option<Vec<OpenUpload>>> {
+    let Some(uploads) = client
+        .uploads_under(&prefix.key)
+        .await
+        .map_err(|e| Error::with_status(e.code(), format!("{e}: nothing was deleted")))?
+    else {
+        log::info!("{prefix}: the server does not list multipart uploads; none was aborted");
+        return Ok(None);
+    };
+    Ok(Some(
+        uploads
+            .into_iter()
+            .filter(
+                |u| match stale(&u.initiated, now, job.abort_uploads_after) {
+                    Some(stale) => stale,
+                    None => {
+                        log::warn!(
+                            "{}: the upload {} began at '{}', which is no time; it is left",
+                            client.url(&u.key),
+                            u.upload_id,
+                            u.initiated
+                        );
+                        false
+                    }
+                },
+            )
+            .collect(),
+    ))
+}
+
+/// Whether an upload that began at `initiated` (RFC 3339, by the server's
+/// clock) has been open for longer than `after`; None when that is no time.
+fn stale(initiated: &str, now: policy::Moment, after: chrono::Duration) -> Option<bool> {
+    let began = chrono::DateTime::parse_from_rfc3339(initiated).ok()?;
+    Some(now - began.with_timezone(&chrono::Utc) > after)
+}
+
 pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
     let listing = listing(client, prefix).await?;
     let now = chrono::Utc::now();
@@ -158,6 +205,7 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
             job,
             &[],
             &Outcome::LeftWhole(why.clone()),
+            None,
         );
         return Err(Error::new(
             Exit::DataErr,
@@ -166,10 +214,26 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
     }
     let orphans = orphans(&prefix.key, &listing);
     let binlogs = binlog_plan(client, prefix, &listing, &plan, job, now).await?;
-    report(client, &prefix.key, &plan, job, &orphans, &binlogs);
+    let stale = stale_uploads(client, prefix, job, now).await?;
+    report(
+        client,
+        &prefix.key,
+        &plan,
+        job,
+        &orphans,
+        &binlogs,
+        stale.as_deref(),
+    );
     if job.dry_run {
         log::info!("--dry-run: nothing was deleted");
         return Ok(());
+    }
+    // Before the deletes: an upload that a killed s3-put left open holds
+    // storage that no listing shows.
+    for upload in stale.iter().flatten() {
+        client
+            .abort_multipart(&upload.key, &upload.upload_id)
+            .await?;
     }
     // Whole backups in each request: a prune cut between two requests
     // leaves each backup whole or gone. The binlog segments go after
@@ -227,7 +291,9 @@ fn report(
     job: &Job,
     orphans: &[String],
     binlogs: &Outcome,
+    stale: Option<&[OpenUpload]>,
 ) {
+    let aborting = if job.dry_run { "would abort" } else { "abort" };
     let deleting = if job.dry_run {
         "would delete"
     } else {
@@ -264,6 +330,11 @@ fn report(
             "bytes_freed": summary.freed,
             "oldest_kept": summary.oldest_kept.map(|t| t.to_rfc3339()),
             "binlog": binlog_json(binlogs),
+            "uploads_aborted": stale.map(|uploads| uploads.iter().map(|u| serde_json::json!({
+                "key": u.key,
+                "upload_id": u.upload_id,
+                "initiated": u.initiated,
+            })).collect::<Vec<_>>()),
         });
         println!("{out}");
         return;
@@ -284,6 +355,13 @@ fn report(
     }
     for key in orphans {
         println!("{deleting:<13} {}  (its backup is gone)", client.url(key));
+    }
+    for upload in stale.unwrap_or_default() {
+        println!(
+            "{aborting:<13} {}  (an upload open since {})",
+            client.url(&upload.key),
+            upload.initiated
+        );
     }
     if let Outcome::Pruned { cuts, .. } = binlogs {
         for cut in cuts {
@@ -316,6 +394,23 @@ fn report(
         s.deleted,
         format_size(s.freed)
     );
+    if let Some(uploads) = stale.filter(|u| !u.is_empty()) {
+        let aborted = if job.dry_run {
+            "would abort"
+        } else {
+            "aborted"
+        };
+        let after = job.abort_uploads_after.num_seconds();
+        let after = match after {
+            a if a % 3600 == 0 => format!("{}h", a / 3600),
+            a if a % 60 == 0 => format!("{}m", a / 60),
+            a => format!("{a}s"),
+        };
+        println!(
+            "multipart uploads: {} open for longer than {after} {aborted}",
+            uploads.len()
+        );
+    }
     match binlogs {
         Outcome::NoArchive => {}
         Outcome::LeftWhole(why) => println!("binlog archive: left whole: {why}"),
@@ -419,6 +514,19 @@ mod tests {
             verified: false,
             pinned: false,
         }
+    }
+
+    #[test]
+    fn an_upload_is_stale_only_when_open_for_longer_than_the_limit() {
+        let now: policy::Moment = "2026-12-04T12:00:00Z".parse().unwrap();
+        let day = chrono::Duration::hours(24);
+        assert_eq!(stale("2026-12-03T11:59:59.000Z", now, day), Some(true));
+        assert_eq!(stale("2026-12-03T12:00:00.000Z", now, day), Some(false));
+        assert_eq!(stale("2026-12-04T11:00:00+00:00", now, day), Some(false));
+        // A server clock ahead of ours: young, whatever the skew.
+        assert_eq!(stale("2026-12-05T12:00:00Z", now, day), Some(false));
+        assert_eq!(stale("Tue, 03 Dec 2026 10:00:00 GMT", now, day), None);
+        assert_eq!(stale("", now, day), None);
     }
 
     #[test]

@@ -317,10 +317,23 @@ impl Client {
     /// The multipart uploads open for exactly `key`, or None when the
     /// server does not implement ListMultipartUploads (HTTP 501).
     pub async fn open_uploads(&self, key: &str) -> Result<Option<Vec<OpenUpload>>> {
-        let what = format!("listing the open uploads of {}", self.url(key));
+        Ok(self
+            .uploads_under(key)
+            .await?
+            .map(|uploads| uploads.into_iter().filter(|u| u.key == key).collect()))
+    }
+
+    /// The multipart uploads open for keys that begin with `prefix`, or
+    /// None when the server does not implement ListMultipartUploads.
+    pub async fn uploads_under(&self, prefix: &str) -> Result<Option<Vec<OpenUpload>>> {
+        let what = format!("listing the open uploads under {}", self.url(prefix));
         let pages = self
             .retry(&what, || async {
-                match self.bucket.list_multiparts_uploads(Some(key), None).await {
+                match self
+                    .bucket
+                    .list_multiparts_uploads(Some(prefix), None)
+                    .await
+                {
                     Ok(pages) => Ok(Some(pages)),
                     Err(s3::error::S3Error::HttpFailWithBody(501, _)) => Ok(None),
                     Err(e) => Err(Attempt::from(e)),
@@ -331,7 +344,7 @@ impl Client {
             pages
                 .into_iter()
                 .flat_map(|page| page.uploads)
-                .filter(|u| u.key == key)
+                .filter(|u| u.key.starts_with(prefix))
                 .map(|u| OpenUpload {
                     key: u.key,
                     upload_id: u.id,

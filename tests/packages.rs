@@ -8,11 +8,12 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::process::Command;
 
-const UNITS: [&str; 5] = [
+const UNITS: [&str; 6] = [
     "mysnap-backup@.service",
     "mysnap-backup@.timer",
     "mysnap-restore@.service",
     "mysnap-binlog@.service",
+    "mysnap-prune@.service",
     "mysnap-failure@.service",
 ];
 

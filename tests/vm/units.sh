@@ -58,7 +58,8 @@ check "installing enabled nothing ($enabled mysnap units enabled)" [ "$enabled" 
 check "no mysnap timer is active" [ -z "$(systemctl list-timers --all --no-legend 'mysnap*')" ]
 check "/etc/mysnap/example.conf is mode 600" [ "$(stat -c %a /etc/mysnap/example.conf)" = 600 ]
 verify=$(cd /lib/systemd/system && systemd-analyze verify mysnap-backup@db1.service mysnap-backup@db1.timer \
-    mysnap-restore@db1.service mysnap-binlog@db1.service mysnap-failure@x.service 2>&1)
+    mysnap-restore@db1.service mysnap-binlog@db1.service mysnap-prune@db1.service \
+    mysnap-failure@x.service 2>&1)
 check "systemd-analyze verify is clean${verify:+: $verify}" [ -z "$verify" ]
 
 # --- the database on an LV, an S3 server -----------------------------------------
@@ -105,6 +106,7 @@ MYSNAP_S3_OPTIONS=--endpoint http://127.0.0.1:9000 --region us-east-1 --part-siz
 MYSNAP_COMPRESS_LEVEL=1
 MYSNAP_RESTORE_DATADIR=/srv/db2
 MYSNAP_RESTORE_OWNER=root
+MYSNAP_PRUNE_OPTIONS=--keep-last 3 --endpoint http://127.0.0.1:9000 --region us-east-1
 EOF
 creds=/etc/mysnap/credentials
 mkdir -p -m 0700 $creds $creds/db1
@@ -147,6 +149,16 @@ check "an object under the timestamped key" bash -c "[[ '$key' =~ ^[0-9]{8}T[0-9
 check "with its sha256 sidecar" [ "$(cat "$s3root/backups/db1/$key.sha256" 2>/dev/null | cut -c1-64)" = \
     "$(sha256sum < "$s3root/backups/db1/$key" | cut -c1-64)" ]
 check "no snapshot is left" no_snapshot
+# OnSuccess= starts the retention policy once the backup has succeeded
+# (bound: a start of s3-prune under emulation, with slack).
+prune_unit=mysnap-prune@db1.service
+pruned() { [ "$(systemctl show -P ExecMainExitTimestampMonotonic $prune_unit)" != 0 ] &&
+    [ "$(systemctl show -P ActiveState $prune_unit)" != activating ]; }
+wait_for 120 pruned
+check "OnSuccess= ran $prune_unit ($(systemctl show -P Result $prune_unit))" \
+    [ "$(systemctl show -P Result $prune_unit)" = success ]
+check "which kept the one backup (s3-prune's summary in its journal)" bash -c \
+    "journalctl -u $prune_unit --no-pager | grep -q '1 backups: 1 kept, 0 deleted'"
 fields=$(journalctl -u $unit -o verbose --no-pager)
 field() { sed -n "s/^ *MYSNAP_$1=//p" <<< "$fields" | tail -n1; }
 check "the journal has MYSNAP_KEY ($(field KEY))" [ "$(field KEY)" = "s3://backups/db1/$key" ]
@@ -284,6 +296,10 @@ blocker=
 # does once the blocker has run 10 s: under a loaded emulation, the unit
 # can take that long to start). Each wait on the lock lasts 10 s.
 echo 'MYSNAP_LOCK_OPTIONS=--long-query-threshold 1h --lock-timeout 10s' >> /etc/mysnap/db1.conf
+# Each kill point counts the objects before and after its runs: no prune
+# after a run that succeeded may delete one meanwhile (ExecCondition= then
+# skips mysnap-prune@db1).
+sed -i '/^MYSNAP_PRUNE_OPTIONS=/d' /etc/mysnap/db1.conf
 # From here on (the coordinates checks above need a quiet server).
 yes 'INSERT INTO t.log (ts) VALUES (NOW(6)); DO SLEEP(0.02);' | mariadb -S $sock &
 writer=$! server=$(systemctl show -P MainPID testdb)

@@ -452,3 +452,168 @@ fn a_server_that_lists_no_uploads_is_said_and_the_prune_goes_on() {
         out.stderr
     );
 }
+
+/// The versions moto holds of `key`: (version id, is a delete marker).
+fn versions(s3: &S3Server, key: &str) -> Vec<(String, bool)> {
+    s3.query(&["versions", BUCKET])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["Key"] == key)
+        .map(|v| {
+            (
+                v["VersionId"].as_str().unwrap().to_string(),
+                v["DeleteMarker"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn locked_backups_survive_a_prune_and_a_plain_delete() {
+    let s3 = S3Server::moto(&[]);
+    s3.query(&["create-locked-bucket", BUCKET]);
+    let before = chrono::Utc::now();
+    let locked_put = |day: u32, mode: &str| {
+        run(
+            s3.tool("s3-put")
+                .args(["--object-lock-days", "2", "--object-lock-mode", mode])
+                .arg(format!("s3://{BUCKET}/{}", name(day))),
+            &data(day),
+        )
+        .expect_code(0);
+    };
+    locked_put(0, "governance");
+    locked_put(1, "compliance");
+    put(&s3, &name(2), &data(2));
+    put(&s3, &name(3), &data(3));
+    let after = chrono::Utc::now();
+
+    // The retention s3-put set, on the object and on its sidecar alike.
+    for (day, mode) in [(0, "GOVERNANCE"), (1, "COMPLIANCE")] {
+        for key in [name(day), format!("{}.sha256", name(day))] {
+            let retention = s3.query(&["retention", BUCKET, &key]);
+            assert_eq!(retention["Mode"], mode, "{key}");
+            let until: chrono::DateTime<chrono::Utc> = retention["RetainUntilDate"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            // Two days from when s3-put began, to the second it was given in.
+            let two_days = chrono::Duration::days(2);
+            assert!(
+                until >= before + two_days - chrono::Duration::seconds(1)
+                    && until <= after + two_days,
+                "{key}: locked until {until}"
+            );
+        }
+    }
+
+    let out = prune(&s3, &["--keep-last", "1"]);
+    out.expect_code(0);
+    let text = out.stdout_text();
+    assert!(
+        text.contains(&format!(
+            "s3://{BUCKET}/{}  (locked: governance retention until",
+            name(0)
+        )) && text.contains(&format!(
+            "s3://{BUCKET}/{}  (locked: compliance retention until",
+            name(1)
+        )) && text.contains(&format!(
+            "delete        2026-01-03 01:00:00 UTC  s3://{BUCKET}/{}",
+            name(2)
+        )) && text.contains("4 backups: 3 kept (2 of them locked), 1 deleted")
+            && text.contains("versioning: the bucket keeps what is deleted as noncurrent versions"),
+        "{text}"
+    );
+    for day in [0, 1, 3] {
+        assert!(s3.has_object(BUCKET, &name(day)), "day {day}");
+        assert!(
+            s3.has_object(BUCKET, &format!("{}.sha256", name(day))),
+            "day {day}"
+        );
+    }
+    assert!(!s3.has_object(BUCKET, &name(2)));
+    assert!(!s3.has_object(BUCKET, &format!("{}.sha256", name(2))));
+    restores(&s3, &[0, 1, 3]);
+
+    // A plain DeleteObject (no version) only hides a locked backup behind
+    // a delete marker; deleting its version is refused.
+    let key = name(0);
+    assert_eq!(s3.query(&["delete", BUCKET, &key]), "deleted");
+    assert!(!s3.has_object(BUCKET, &key));
+    let held = versions(&s3, &key);
+    let (version, _) = held
+        .iter()
+        .find(|(_, marker)| !marker)
+        .expect("the locked version is still stored");
+    assert_eq!(s3.query(&["delete", BUCKET, &key, version]), "AccessDenied");
+    assert!(versions(&s3, &key)
+        .iter()
+        .any(|(v, marker)| v == version && !marker));
+}
+
+#[test]
+fn an_object_lock_on_a_bucket_without_one_stores_nothing() {
+    let s3 = S3Server::moto(&[BUCKET]);
+    let out = run(
+        s3.tool("s3-put")
+            .args(["--object-lock-days", "1"])
+            .arg(format!("s3://{BUCKET}/{}", name(0))),
+        &data(0),
+    );
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("ObjectLockConfiguration"),
+        "{}",
+        out.stderr
+    );
+    assert!(!s3.has_object(BUCKET, &name(0)));
+    assert!(!s3.has_object(BUCKET, &format!("{}.sha256", name(0))));
+}
+
+#[test]
+fn a_name_format_gives_the_times_where_name_order_and_time_order_disagree() {
+    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    // Day first: "04-02-2026" (4 February) sorts before "05-01-2026" (5
+    // January). Stored newest first, so LastModified disagrees as well.
+    let dates = [
+        "02-03-2026",
+        "04-02-2026",
+        "01-02-2026",
+        "31-01-2026",
+        "05-01-2026",
+    ];
+    for date in dates {
+        put(&s3, &format!("{PREFIX}{date}.tar.gz"), date.as_bytes());
+    }
+    let out = prune(&s3, &["--keep-last", "2", "--name-format", "%d-%m-%Y"]);
+    out.expect_code(0);
+    let text = out.stdout_text();
+    assert!(
+        text.contains(&format!(
+            "keep          2026-03-02 00:00:00 UTC  s3://{BUCKET}/{PREFIX}02-03-2026.tar.gz"
+        )) && text.contains(&format!(
+            "delete        2026-01-05 00:00:00 UTC  s3://{BUCKET}/{PREFIX}05-01-2026.tar.gz"
+        )),
+        "{text}"
+    );
+    let left: BTreeSet<String> = ["02-03-2026", "04-02-2026"]
+        .iter()
+        .flat_map(|d| {
+            let key = format!("{PREFIX}{d}.tar.gz");
+            [format!("{key}.sha256"), key]
+        })
+        .collect();
+    assert_eq!(keys(&s3), left);
+
+    // A format that records no date is refused before anything is listed.
+    let refused = prune(&s3, &["--keep-last", "1", "--name-format", "%H%M"]);
+    refused.expect_code(64);
+    assert!(
+        refused.stderr.contains("does not record a date"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(keys(&s3), left);
+}

@@ -67,6 +67,13 @@ fn cli() -> Cli {
         "refuse a plan that deletes more than N backups, or N% of them",
         "N|N%",
     );
+    opts.optopt(
+        "",
+        "name-format",
+        "how the keys under PREFIX record when each backup was taken, as strftime \
+         (default: %Y%m%dT%H%M%SZ at the start of the name); else its LastModified",
+        "FORMAT",
+    );
     opts.optflag("n", "dry-run", "print the plan, delete nothing");
     opts.optflag("", "json", "print the plan as JSON");
     opts.optflag("", "pin", "mark the backup KEY so that no prune deletes it");
@@ -148,6 +155,10 @@ fn run(args: Args) -> Result<()> {
         max_delete,
         dry_run: args.flag("dry-run"),
         json: args.flag("json"),
+        name_format: args
+            .string("name-format")
+            .map(|f| mysnap::moment::NameFormat::parse(&f))
+            .transpose()?,
     };
     let client = Client::new(&settings, &url.bucket)?;
     let runtime = tokio::runtime::Runtime::new()

@@ -66,6 +66,8 @@ pub enum Reason {
     Young,
     /// Incomplete and old, kept without --delete-incomplete.
     Incomplete,
+    /// S3 Object Lock keeps it: the policy would delete it.
+    Locked,
 }
 
 impl Reason {
@@ -82,6 +84,7 @@ impl Reason {
             Reason::NewestVerified => "newest verified",
             Reason::Young => "incomplete, less than a day old",
             Reason::Incomplete => "incomplete, kept without --delete-incomplete",
+            Reason::Locked => "locked",
         }
     }
 }
@@ -108,6 +111,16 @@ impl Plan {
             .iter()
             .filter(|(_, d)| *d == Decision::Delete)
             .map(|(b, _)| b)
+    }
+
+    /// Keeps the backups in `locked` that the plan would delete: S3 Object
+    /// Lock holds them, and a delete would only hide them.
+    pub fn lock(&mut self, locked: &BTreeSet<String>) {
+        for (backup, decision) in &mut self.backups {
+            if *decision == Decision::Delete && locked.contains(&backup.key) {
+                *decision = Decision::Keep(BTreeSet::from([Reason::Locked]));
+            }
+        }
     }
 
     pub fn kept(&self) -> impl Iterator<Item = &Backup> {

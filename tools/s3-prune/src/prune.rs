@@ -7,9 +7,10 @@
 use crate::binlogs::{self, Outcome};
 use crate::policy::{self, Backup, Decision, MaxDelete, Plan, Policy};
 use mysnap::binlog::layout::{Timeline, DIR};
+use mysnap::moment::NameFormat;
 use mysnap::quantity::format_size;
 use mysnap::s3::backups::{self, Start, PIN, SIDECAR, VERIFIED};
-use mysnap::s3::{Client, ObjectInfo, OpenUpload, S3Url};
+use mysnap::s3::{Client, Lock, ObjectInfo, OpenUpload, Protection, S3Url};
 use mysnap::{Error, Exit, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,6 +24,8 @@ pub struct Job {
     pub max_delete: Option<MaxDelete>,
     pub dry_run: bool,
     pub json: bool,
+    /// How the backups' names record their time, other than the default.
+    pub name_format: Option<NameFormat>,
 }
 
 /// DeleteObjects takes at most this many keys.
@@ -33,11 +36,13 @@ struct Listing {
     backups: Vec<Backup>,
     /// Every key listed, with its size.
     keys: BTreeMap<String, u64>,
+    /// Every key listed, with when it was stored (RFC 3339, as listed).
+    stored: BTreeMap<String, String>,
 }
 
 /// Lists `prefix` whole: a listing that fails, or breaks off, is an error
 /// before anything is decided, so nothing is deleted on half a listing.
-async fn listing(client: &Client, prefix: &S3Url) -> Result<Listing> {
+async fn listing(client: &Client, prefix: &S3Url, format: Option<&NameFormat>) -> Result<Listing> {
     let objects = client.list(&prefix.key).await.map_err(|e| {
         Error::new(
             Exit::Unavailable,
@@ -45,13 +50,18 @@ async fn listing(client: &Client, prefix: &S3Url) -> Result<Listing> {
         )
     })?;
     let keys: BTreeMap<String, u64> = objects.iter().map(|o| (o.key.clone(), o.size)).collect();
+    let stored = objects
+        .iter()
+        .map(|o| (o.key.clone(), o.last_modified.clone()))
+        .collect();
     let mut found = Vec::new();
     for object in backups::backups(&prefix.key, objects) {
-        found.push(backup(client, prefix, &object, &keys)?);
+        found.push(backup(client, prefix, &object, &keys, format)?);
     }
     Ok(Listing {
         backups: found,
         keys,
+        stored,
     })
 }
 
@@ -60,9 +70,10 @@ fn backup(
     prefix: &S3Url,
     object: &ObjectInfo,
     keys: &BTreeMap<String, u64>,
+    format: Option<&NameFormat>,
 ) -> Result<Backup> {
     let beside = |suffix: &str| keys.contains_key(&format!("{}{suffix}", object.key));
-    let taken = backups::taken(&prefix.key, object).ok_or_else(|| {
+    let taken = backups::taken_by(&prefix.key, object, format).ok_or_else(|| {
         Error::new(
             Exit::DataErr,
             format!(
@@ -148,6 +159,68 @@ async fn binlog_plan(
     Ok(binlogs::plan(&prefix.key, &timeline, &needed))
 }
 
+/// What S3 Object Lock keeps of what the plan deletes: the backups whose
+/// object is locked (one HEAD each, only where the bucket may lock), and
+/// the other keys that the bucket's default retention still holds, by
+/// when they were stored.
+struct Locked {
+    backups: BTreeMap<String, Lock>,
+    /// `stored` + default retention is later than now.
+    by_default: Box<dyn Fn(&str) -> bool>,
+    count_by_default: std::cell::Cell<usize>,
+}
+
+async fn locked(
+    client: &Client,
+    listing: &Listing,
+    plan: &Plan,
+    protection: &Protection,
+    now: policy::Moment,
+) -> Result<Locked> {
+    let mut backups = BTreeMap::new();
+    if protection.object_lock {
+        for backup in plan.deleted() {
+            let head = client
+                .head(&backup.key)
+                .await
+                .map_err(|e| Error::with_status(e.code(), format!("{e}: nothing was deleted")))?;
+            if let Some(lock) = head.and_then(|h| h.lock).filter(|l| l.holds_at(now)) {
+                backups.insert(backup.key.clone(), lock);
+            }
+        }
+    }
+    let by_default: Box<dyn Fn(&str) -> bool> = match protection.default_retention {
+        Some(retention) if protection.object_lock => {
+            let stored = listing.stored.clone();
+            Box::new(move |key: &str| {
+                stored
+                    .get(key)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    // A time that is no time: it may be locked.
+                    .is_none_or(|t| t.with_timezone(&chrono::Utc) + retention > now)
+            })
+        }
+        _ => Box::new(|_: &str| false),
+    };
+    Ok(Locked {
+        backups,
+        by_default,
+        count_by_default: std::cell::Cell::new(0),
+    })
+}
+
+impl Locked {
+    /// Whether a key that is no backup may go: the bucket's default
+    /// retention does not hold it. Counts the ones it holds.
+    fn free(&self, key: &str) -> bool {
+        let held = (self.by_default)(key);
+        if held {
+            self.count_by_default.set(self.count_by_default.get() + 1);
+        }
+        !held
+    }
+}
+
 /// The multipart uploads under the prefix open for longer than the job
 /// allows, or None where the server does not list them. An upload whose
 /// start the server does not say in RFC 3339 is left.
@@ -194,9 +267,20 @@ fn stale(initiated: &str, now: policy::Moment, after: chrono::Duration) -> Optio
 }
 
 pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
-    let listing = listing(client, prefix).await?;
+    let listing = listing(client, prefix, job.name_format.as_ref()).await?;
     let now = chrono::Utc::now();
-    let plan = policy::plan(&job.policy, listing.backups.clone(), now);
+    let mut plan = policy::plan(&job.policy, listing.backups.clone(), now);
+    let protection = client
+        .protection()
+        .await
+        .map_err(|e| Error::with_status(e.code(), format!("{e}: nothing was deleted")))?;
+    let locked = locked(client, &listing, &plan, &protection, now).await?;
+    plan.lock(&locked.backups.keys().cloned().collect());
+    let kept = Kept {
+        locks: &locked.backups,
+        protection: &protection,
+        by_default: 0,
+    };
     if let Some(why) = policy::refusal(&plan, job.max_delete) {
         report(
             client,
@@ -206,15 +290,26 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
             &[],
             &Outcome::LeftWhole(why.clone()),
             None,
+            &kept,
         );
         return Err(Error::new(
             Exit::DataErr,
             format!("{why}; nothing was deleted"),
         ));
     }
-    let orphans = orphans(&prefix.key, &listing);
-    let binlogs = binlog_plan(client, prefix, &listing, &plan, job, now).await?;
+    let orphans: Vec<String> = orphans(&prefix.key, &listing)
+        .into_iter()
+        .filter(|k| locked.free(k))
+        .collect();
+    let mut binlogs = binlog_plan(client, prefix, &listing, &plan, job, now).await?;
+    if let Outcome::Pruned { delete, .. } = &mut binlogs {
+        delete.retain(|k| locked.free(k));
+    }
     let stale = stale_uploads(client, prefix, job, now).await?;
+    let kept = Kept {
+        by_default: locked.count_by_default.get(),
+        ..kept
+    };
     report(
         client,
         &prefix.key,
@@ -223,6 +318,7 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
         &orphans,
         &binlogs,
         stale.as_deref(),
+        &kept,
     );
     if job.dry_run {
         log::info!("--dry-run: nothing was deleted");
@@ -282,8 +378,30 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
     Ok(())
 }
 
+/// What the bucket keeps beyond the plan: the locked backups, the keys
+/// its default retention holds, and whether deletes free any space.
+struct Kept<'a> {
+    locks: &'a BTreeMap<String, Lock>,
+    protection: &'a Protection,
+    by_default: usize,
+}
+
+/// How a lock reads in the report.
+fn lock_text(lock: &Lock) -> String {
+    let mode = lock.mode.as_deref().unwrap_or("").to_ascii_lowercase();
+    match (lock.legal_hold, lock.until) {
+        (true, _) => "a legal hold".to_string(),
+        (false, Some(until)) => format!(
+            "{mode} retention until {}",
+            until.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        (false, None) => format!("{mode} retention"),
+    }
+}
+
 /// One line per backup, newest first, one per epoch that loses segments,
 /// then a summary; or the same as JSON.
+#[allow(clippy::too_many_arguments)]
 fn report(
     client: &Client,
     prefix: &str,
@@ -292,6 +410,7 @@ fn report(
     orphans: &[String],
     binlogs: &Outcome,
     stale: Option<&[OpenUpload]>,
+    kept: &Kept,
 ) {
     let aborting = if job.dry_run { "would abort" } else { "abort" };
     let deleting = if job.dry_run {
@@ -317,6 +436,7 @@ fn report(
                     "pinned": b.pinned,
                     "action": action,
                     "kept_by": reasons,
+                    "locked": kept.locks.get(&b.key).map(lock_text),
                 })
             })
             .collect();
@@ -330,6 +450,9 @@ fn report(
             "bytes_freed": summary.freed,
             "oldest_kept": summary.oldest_kept.map(|t| t.to_rfc3339()),
             "binlog": binlog_json(binlogs),
+            "locked": kept.locks.len(),
+            "held_by_default_retention": kept.by_default,
+            "versioned": kept.protection.versioned,
             "uploads_aborted": stale.map(|uploads| uploads.iter().map(|u| serde_json::json!({
                 "key": u.key,
                 "upload_id": u.upload_id,
@@ -343,7 +466,15 @@ fn report(
         let when = b.taken.format("%Y-%m-%d %H:%M:%S UTC");
         match d {
             Decision::Keep(reasons) => {
-                let why: Vec<&str> = reasons.iter().map(|r| r.name()).collect();
+                let why: Vec<String> = reasons
+                    .iter()
+                    .map(|r| match (r, kept.locks.get(&b.key)) {
+                        (policy::Reason::Locked, Some(lock)) => {
+                            format!("locked: {}", lock_text(lock))
+                        }
+                        _ => r.name().to_string(),
+                    })
+                    .collect();
                 println!(
                     "keep          {when}  {}  ({})",
                     client.url(&b.key),
@@ -387,13 +518,30 @@ fn report(
         || "none".to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     );
+    let locked = match kept.locks.len() {
+        0 => String::new(),
+        n => format!(" ({n} of them locked)"),
+    };
     println!(
-        "{} backups: {} kept, {} {deleted} ({} freed); the oldest kept backup is from {oldest}",
+        "{} backups: {} kept{locked}, {} {deleted} ({} freed); the oldest kept backup is from {oldest}",
         plan.backups.len(),
         s.kept,
         s.deleted,
         format_size(s.freed)
     );
+    if kept.by_default > 0 {
+        println!(
+            "object lock: {} keys that no backup needs are held by the bucket's default \
+             retention; they go once it ends",
+            kept.by_default
+        );
+    }
+    if kept.protection.versioned {
+        println!(
+            "versioning: the bucket keeps what is deleted as noncurrent versions; \
+             the space is freed when a lifecycle rule expires them"
+        );
+    }
     if let Some(uploads) = stale.filter(|u| !u.is_empty()) {
         let aborted = if job.dry_run {
             "would abort"
@@ -551,6 +699,7 @@ mod tests {
         let listing = Listing {
             backups: vec![backup("p/a.tar.gz"), backup("p/b.tar.gz")],
             keys,
+            stored: BTreeMap::new(),
         };
         assert_eq!(
             orphans("p/", &listing),

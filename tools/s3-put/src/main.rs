@@ -73,6 +73,18 @@ fn cli() -> Cli {
     );
     opts.optopt(
         "",
+        "object-lock-days",
+        "S3 Object Lock: no one deletes the object or its sidecar for N days",
+        "N",
+    );
+    opts.optopt(
+        "",
+        "object-lock-mode",
+        "governance (the default: users with the right permission may lift it) or compliance",
+        "MODE",
+    );
+    opts.optopt(
+        "",
         "content-type",
         "Content-Type of the object (default: application/octet-stream)",
         "TYPE",
@@ -96,7 +108,8 @@ fn run(args: Args) -> Result<()> {
         return runtime.block_on(cleanup::abort_from(&settings, &path));
     }
     let url = s3::S3Url::parse(&args.operands(1, 1, "s3://BUCKET/KEY")?[0])?.require_key()?;
-    let key = object::expand_key(&url.key, chrono::Utc::now())?;
+    let started = chrono::Utc::now();
+    let key = object::expand_key(&url.key, started)?;
     let base = args.value("part-size", 16 * MIB, parse_size)?;
     let plan = match args.value("expected-size", None, |t| parse_size(t).map(Some))? {
         Some(expected) => PartPlan::for_expected(base, expected)?,
@@ -118,7 +131,7 @@ fn run(args: Args) -> Result<()> {
         content_type: args
             .string("content-type")
             .unwrap_or_else(|| "application/octet-stream".to_string()),
-        headers: object::headers(&args)?,
+        headers: object::headers(&args, started)?,
         commit_headers: if args.flag("overwrite") {
             http::HeaderMap::new()
         } else {

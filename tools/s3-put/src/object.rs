@@ -11,8 +11,9 @@ use mysnap::{Error, Result};
 
 /// Storage class, encryption and metadata headers, checked before
 /// anything is sent. They go on the object and on its sidecar alike.
-pub fn headers(args: &Args) -> Result<http::HeaderMap> {
+pub fn headers(args: &Args, now: chrono::DateTime<chrono::Utc>) -> Result<http::HeaderMap> {
     let mut map = sent_as_is(args)?;
+    map.extend(object_lock(args, now)?);
     if let Some(path) = args.string("status-file") {
         let status = Status::read_file(std::path::Path::new(&path))?;
         match Start::from_status(&status) {
@@ -60,6 +61,39 @@ fn sent_as_is(args: &Args) -> Result<http::HeaderMap> {
     s3::headers(&pairs)
 }
 
+/// `--object-lock-days N`: the object and its sidecar are kept by S3
+/// Object Lock until N days after `now` (when s3-put began), in
+/// `--object-lock-mode` (governance unless told). The bucket must have
+/// Object Lock enabled; the server refuses the upload otherwise.
+fn object_lock(args: &Args, now: chrono::DateTime<chrono::Utc>) -> Result<http::HeaderMap> {
+    let mode = args.string("object-lock-mode");
+    if args.string("object-lock-days").is_none() {
+        return match mode {
+            Some(_) => Err(args.usage("--object-lock-mode needs --object-lock-days")),
+            None => Ok(http::HeaderMap::new()),
+        };
+    }
+    let days = args.number("object-lock-days", 0, 1, 36_500)?;
+    let mode = match mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("governance") => "GOVERNANCE",
+        Some("compliance") => "COMPLIANCE",
+        Some(_) => {
+            return Err(args.usage(format!(
+                "--object-lock-mode must be governance or compliance, not '{}'",
+                mode.unwrap_or_default()
+            )))
+        }
+    };
+    let until = now + chrono::Duration::days(i64::from(days));
+    s3::headers(&[
+        ("x-amz-object-lock-mode", mode.to_string()),
+        (
+            "x-amz-object-lock-retain-until-date",
+            until.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        ),
+    ])
+}
+
 /// Expands strftime patterns in the key, in UTC.
 pub fn expand_key(template: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
     let items: Vec<Item> = StrftimeItems::new(template).collect();
@@ -94,7 +128,7 @@ mod tests {
             let args = crate::cli()
                 .parse_from(argv.iter().map(|s| s.to_string()).collect())
                 .unwrap();
-            headers(&args)
+            headers(&args, chrono::Utc::now())
         };
         assert!(parse(&["--sse", "AES256"]).is_ok());
         let kms = parse(&["--sse", "aws:kms", "--sse-kms-key-id", "k1"]).unwrap();
@@ -107,6 +141,40 @@ mod tests {
             64
         );
         assert_eq!(parse(&["--sse-kms-key-id", "k"]).unwrap_err().code(), 64);
+    }
+
+    #[test]
+    fn object_lock_options_give_a_mode_and_a_date() {
+        let now = chrono::Utc.with_ymd_and_hms(2026, 12, 4, 1, 2, 3).unwrap();
+        let parse = |argv: &[&str]| {
+            let args = crate::cli()
+                .parse_from(argv.iter().map(|s| s.to_string()).collect())
+                .unwrap();
+            headers(&args, now)
+        };
+        let map = parse(&["--object-lock-days", "30"]).unwrap();
+        assert_eq!(map["x-amz-object-lock-mode"], "GOVERNANCE");
+        assert_eq!(
+            map["x-amz-object-lock-retain-until-date"],
+            "2027-01-03T01:02:03Z"
+        );
+        let map = parse(&[
+            "--object-lock-days",
+            "1",
+            "--object-lock-mode",
+            "Compliance",
+        ])
+        .unwrap();
+        assert_eq!(map["x-amz-object-lock-mode"], "COMPLIANCE");
+        assert!(parse(&[]).unwrap().get("x-amz-object-lock-mode").is_none());
+        for bad in [
+            &["--object-lock-mode", "compliance"][..],
+            &["--object-lock-days", "0"],
+            &["--object-lock-days", "x"],
+            &["--object-lock-days", "1", "--object-lock-mode", "legal"],
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code(), 64, "{bad:?}");
+        }
     }
 
     #[test]
@@ -123,7 +191,7 @@ mod tests {
             let args = crate::cli()
                 .parse_from(argv.iter().map(|s| s.to_string()).collect())
                 .unwrap();
-            headers(&args)
+            headers(&args, chrono::Utc::now())
         };
         let map = parse(&["--status-file", path.to_str().unwrap()]).unwrap();
         assert_eq!(map["x-amz-meta-mysnap-binlog-file"], "mysql-bin.000007");

@@ -127,9 +127,23 @@ pub fn backups(prefix: &str, objects: Vec<ObjectInfo>) -> Vec<ObjectInfo> {
 /// When a backup was taken: the time its name records (the default
 /// `%Y%m%dT%H%M%SZ`), else when it was stored.
 pub fn taken(prefix: &str, object: &ObjectInfo) -> Option<Moment> {
-    let name = object.key.strip_prefix(prefix).unwrap_or(&object.key);
-    let name = name.rsplit('/').next().unwrap_or(name);
-    crate::moment::named_time(name).or_else(|| {
+    taken_by(prefix, object, None)
+}
+
+/// When a backup was taken: the time that its key under `prefix` records
+/// in `format`, or without one the time its name begins with in the
+/// default `%Y%m%dT%H%M%SZ`; else when it was stored.
+pub fn taken_by(
+    prefix: &str,
+    object: &ObjectInfo,
+    format: Option<&crate::moment::NameFormat>,
+) -> Option<Moment> {
+    let relative = object.key.strip_prefix(prefix).unwrap_or(&object.key);
+    let named = match format {
+        Some(format) => format.time(relative),
+        None => crate::moment::named_time(relative.rsplit('/').next().unwrap_or(relative)),
+    };
+    named.or_else(|| {
         chrono::DateTime::parse_from_rfc3339(&object.last_modified)
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
@@ -160,6 +174,7 @@ mod tests {
             etag: None,
             last_modified: time.into(),
             metadata: Default::default(),
+            lock: None,
         }
     }
 

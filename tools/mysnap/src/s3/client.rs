@@ -50,6 +50,42 @@ pub struct ObjectInfo {
     /// User metadata (`x-amz-meta-NAME`, by NAME in lower case): from HEAD
     /// only, empty in listings.
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// The Object Lock on this version: from HEAD only (and only where
+    /// the caller may read retention), None in listings.
+    pub lock: Option<Lock>,
+}
+
+/// S3 Object Lock on one object version, as HEAD reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    /// GOVERNANCE or COMPLIANCE, as the server said it.
+    pub mode: Option<String>,
+    /// When the retention ends; None without one (or one that is no time).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// A legal hold, which holds until it is taken off.
+    pub legal_hold: bool,
+}
+
+impl Lock {
+    /// Whether the lock still keeps the version from being deleted. A
+    /// mode whose end is no time may hold: it is taken to.
+    pub fn holds_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.legal_hold || self.until.map_or(self.mode.is_some(), |until| until > now)
+    }
+}
+
+/// What the bucket keeps of what is deleted, by its configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protection {
+    /// Versioning is on (or suspended with versions kept): a delete
+    /// without a version leaves the data stored as a noncurrent version.
+    pub versioned: bool,
+    /// Object Lock is enabled, or the caller may not see whether it is:
+    /// any object may be locked.
+    pub object_lock: bool,
+    /// The bucket's default retention: every new object is locked this
+    /// long after it is stored, unless it says otherwise.
+    pub default_retention: Option<chrono::Duration>,
 }
 
 /// What a delete of many keys did.
@@ -182,6 +218,11 @@ impl Client {
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v))
                 .collect(),
+            lock: lock_of(
+                head.object_lock_mode,
+                head.object_lock_retain_until_date,
+                head.object_lock_legal_hold_status,
+            ),
         }))
     }
 
@@ -672,12 +713,90 @@ impl Client {
                 etag: o.e_tag,
                 last_modified: o.last_modified,
                 metadata: Default::default(),
+                lock: None,
             }));
             match page.next_continuation_token {
                 Some(next) if page.is_truncated => token = Some(next),
                 _ => return Ok(objects),
             }
         }
+    }
+
+    /// What the bucket keeps of what is deleted: its versioning and its
+    /// Object Lock configuration (two GETs). A server that implements
+    /// neither (s3s-fs) keeps nothing; one that will not let the caller
+    /// read the lock configuration may lock anything.
+    pub async fn protection(&self) -> Result<Protection> {
+        let mut protection = Protection::default();
+        if let Some((status, body)) = self.bucket_config("versioning").await? {
+            let texts = xml_texts(&body);
+            protection.versioned = status == 200
+                && texts.iter().any(|(path, text)| {
+                    path == "VersioningConfiguration/Status"
+                        && (text == "Enabled" || text == "Suspended")
+                });
+        }
+        match self.bucket_config("object-lock").await? {
+            Some((200, body)) => {
+                let texts = xml_texts(&body);
+                let text = |name: &str| {
+                    texts
+                        .iter()
+                        .find(|(path, _)| path == &format!("ObjectLockConfiguration/{name}"))
+                        .map(|(_, text)| text.as_str())
+                };
+                protection.object_lock = text("ObjectLockEnabled") == Some("Enabled");
+                let days = |name: &str, per: i64| {
+                    text(&format!("Rule/DefaultRetention/{name}"))
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .map(|n| chrono::Duration::days(n.saturating_mul(per).min(365_000)))
+                };
+                protection.default_retention = days("Days", 1).or_else(|| days("Years", 365));
+            }
+            Some((403, _)) => {
+                log::warn!(
+                    "{}: the bucket's Object Lock configuration may not be read; \
+                     every object is looked at before it is deleted",
+                    self.url("")
+                );
+                protection.object_lock = true;
+            }
+            _ => {}
+        }
+        if protection.object_lock {
+            protection.versioned = true;
+        }
+        Ok(protection)
+    }
+
+    /// GET ?`which` of the bucket: its status and body, or None where the
+    /// server does not implement it or the bucket has none (404, 501).
+    async fn bucket_config(&self, which: &str) -> Result<Option<(u16, String)>> {
+        let what = format!("GET {}?{which}", self.url(""));
+        self.retry(&what, || async {
+            let response = self
+                .send_signed(
+                    reqwest::Method::GET,
+                    ("", &[(which, "")]),
+                    &HeaderMap::new(),
+                    EMPTY_SHA256,
+                    bytes::Bytes::new(),
+                    self.timeout,
+                )
+                .await?;
+            let status = response.status().as_u16();
+            let text = response.text().await.map_err(Attempt::from_reqwest)?;
+            match status {
+                200 | 403 => Ok(Some((status, text))),
+                // No such configuration, or no such request: nothing kept.
+                400 | 404 | 405 | 501 if error_document(&text).code != "NoSuchBucket" => {
+                    log::debug!("{what}: {status} {}", error_document(&text).said());
+                    Ok(None)
+                }
+                _ => Err(Attempt::http(status, &text)),
+            }
+        })
+        .await
     }
 
     fn with_headers(&self, extra: &HeaderMap) -> Result<Box<Bucket>> {
@@ -688,6 +807,55 @@ impl Client {
             .with_extra_headers(extra.clone())
             .map(Box::new)
             .map_err(|e| Error::new(Exit::Software, format!("S3 headers: {e}")))
+    }
+}
+
+/// The lock HEAD reports, from its three headers; None without any.
+fn lock_of(
+    mode: Option<String>,
+    until: Option<String>,
+    legal_hold: Option<String>,
+) -> Option<Lock> {
+    let legal_hold = legal_hold.is_some_and(|s| s.eq_ignore_ascii_case("ON"));
+    if mode.is_none() && until.is_none() && !legal_hold {
+        return None;
+    }
+    Some(Lock {
+        mode,
+        until: until
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        legal_hold,
+    })
+}
+
+/// Every text in an XML document, with the path of local names that
+/// leads to it (`Root/Child/Leaf`); entities resolved. A document that
+/// does not parse gives what came before the fault.
+fn xml_texts(body: &str) -> Vec<(String, String)> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut path: Vec<String> = Vec::new();
+    let mut texts = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
+            }
+            Ok(Event::End(_)) => {
+                path.pop();
+            }
+            Ok(Event::Text(t)) => {
+                if let Ok(text) = t.xml10_content() {
+                    let text = text.trim();
+                    if !text.is_empty() && !path.is_empty() {
+                        texts.push((path.join("/"), text.to_string()));
+                    }
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return texts,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -902,6 +1070,50 @@ mod tests {
 
     fn keys(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("k/{i:05}")).collect()
+    }
+
+    #[test]
+    fn bucket_configurations_and_locks_are_read() {
+        let config = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ObjectLockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <ObjectLockEnabled>Enabled</ObjectLockEnabled>
+  <Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>7</Days></DefaultRetention></Rule>
+</ObjectLockConfiguration>"#;
+        let texts = xml_texts(config);
+        assert!(texts.contains(&(
+            "ObjectLockConfiguration/ObjectLockEnabled".into(),
+            "Enabled".into()
+        )));
+        assert!(texts.contains(&(
+            "ObjectLockConfiguration/Rule/DefaultRetention/Days".into(),
+            "7".into()
+        )));
+        assert_eq!(xml_texts("<a><b>x</b"), [("a/b".into(), "x".into())]);
+
+        let now: chrono::DateTime<chrono::Utc> = "2026-12-04T12:00:00Z".parse().unwrap();
+        let lock = |mode: Option<&str>, until: Option<&str>, hold: Option<&str>| {
+            lock_of(
+                mode.map(Into::into),
+                until.map(Into::into),
+                hold.map(Into::into),
+            )
+        };
+        assert_eq!(lock(None, None, None), None);
+        assert_eq!(lock(None, None, Some("OFF")), None);
+        let held = |l: Option<Lock>| l.unwrap().holds_at(now);
+        assert!(held(lock(
+            Some("GOVERNANCE"),
+            Some("2026-12-04T12:00:01Z"),
+            None
+        )));
+        assert!(!held(lock(
+            Some("GOVERNANCE"),
+            Some("2026-12-04T12:00:00Z"),
+            None
+        )));
+        assert!(held(lock(None, Some("2026-12-01T00:00:00Z"), Some("ON"))));
+        // A retention whose end is no time may hold: it is taken to.
+        assert!(held(lock(Some("COMPLIANCE"), Some("soon"), None)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod settings;
 mod sign;
 mod url;
 
-pub use client::{headers, Client, ObjectInfo, OpenUpload, UploadedPart};
+pub use client::{headers, Client, Lock, ObjectInfo, OpenUpload, Protection, UploadedPart};
 pub use credentials::{credentials, SECRET_VARIABLES};
 pub use failure::Attempt;
 pub use settings::{add_options, Settings};

@@ -617,3 +617,80 @@ fn a_name_format_gives_the_times_where_name_order_and_time_order_disagree() {
     );
     assert_eq!(keys(&s3), left);
 }
+
+#[test]
+fn a_prune_killed_between_batches_leaves_no_sidecar_without_its_object() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s3 = S3Server::moto(&[BUCKET]);
+    // 600 backups; the 590 that --keep-last 10 deletes are 1180 keys: two
+    // DeleteObjects requests, the first of 500 whole backups.
+    let days: Vec<u32> = (0..600).collect();
+    let all: Vec<String> = days
+        .iter()
+        .flat_map(|&d| [name(d), format!("{}.sha256", name(d))])
+        .collect();
+    for chunk in all.chunks(200) {
+        let args: Vec<&str> = ["put", BUCKET, "backup"]
+            .into_iter()
+            .chain(chunk.iter().map(String::as_str))
+            .collect();
+        s3.query(&args);
+    }
+    let listed = |s3: &S3Server| -> BTreeSet<String> {
+        s3.query(&["list", BUCKET])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed(&s3).len(), 1200);
+
+    // The second DeleteObjects never reaches the server: the prune is
+    // killed while it waits on it.
+    let posts = AtomicUsize::new(0);
+    let proxy = FaultProxy::start(
+        s3.port,
+        Box::new(move |_, line| {
+            if line.starts_with("POST ") && line.contains("delete") {
+                if posts.fetch_add(1, Ordering::SeqCst) == 1 {
+                    return mysnap_tests::proxy::Fault::HoldRequest;
+                }
+            }
+            mysnap_tests::proxy::Fault::Pass
+        }),
+    );
+    let (mut child, feeder) = mysnap_tests::tool::spawn(
+        s3.tool_via("s3-prune", &proxy.endpoint)
+            .args(["--keep-last", "10"])
+            .arg(format!("s3://{BUCKET}/{PREFIX}")),
+        Vec::new(),
+    );
+    proxy.wait_held(1);
+    child.kill().unwrap();
+    let killed = mysnap_tests::tool::finish(child, feeder);
+    assert_ne!(killed.code, 0, "the prune was killed");
+    proxy.release();
+
+    let left = listed(&s3);
+    for key in &left {
+        if let Some(object) = key.strip_suffix(".sha256") {
+            assert!(left.contains(object), "{key} is left without its object");
+        }
+    }
+    // The first request went whole: the 500 oldest backups, both keys.
+    let newest =
+        |n: usize| -> BTreeSet<String> { all[all.len() - 2 * n..].iter().cloned().collect() };
+    assert_eq!(left, newest(100));
+
+    // The next run finishes the job.
+    let out = prune(&s3, &["--keep-last", "10"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout_text()
+            .contains("100 backups: 10 kept, 90 deleted"),
+        "{}",
+        out.stdout_text()
+    );
+    assert_eq!(listed(&s3), newest(10));
+}

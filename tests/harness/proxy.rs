@@ -26,6 +26,10 @@ pub enum Fault {
     /// (`held` counts them), the test acts on a tool whose request has
     /// been carried out and not yet answered.
     HoldResponse,
+    /// Read the request, then hold it without passing it on (`held`
+    /// counts it) until `release`, and close: the server never sees it.
+    /// The test acts on a tool that waits on a request not carried out.
+    HoldRequest,
 }
 
 /// Decides the fault for request number `n` (from 0) with request line `line`.
@@ -107,7 +111,8 @@ impl FaultProxy {
         }
     }
 
-    /// Lets every held answer go (lost, as LoseResponse).
+    /// Lets every held answer go (lost, as LoseResponse), and every held
+    /// request (never passed on).
     pub fn release(&self) {
         let (released, wake) = &self.state.released;
         *released.lock().unwrap() = true;
@@ -187,6 +192,17 @@ fn serve(state: &State, mut client: TcpStream) -> std::io::Result<()> {
         }
         Fault::CutRequest => {
             read_body(&mut client, early, len / 2)?;
+            client.shutdown(Shutdown::Both)
+        }
+        Fault::HoldRequest => {
+            read_body(&mut client, early, len)?;
+            state.held.fetch_add(1, Ordering::SeqCst);
+            let (released, wake) = &state.released;
+            let mut go = released.lock().unwrap();
+            while !*go {
+                go = wake.wait(go).unwrap();
+            }
+            drop(go);
             client.shutdown(Shutdown::Both)
         }
         Fault::Pass | Fault::CutResponse | Fault::LoseResponse | Fault::HoldResponse => {

@@ -341,8 +341,12 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
         Outcome::Pruned { delete, .. } => delete.clone(),
         _ => Vec::new(),
     };
-    let groups = plan
-        .deleted()
+    // Oldest first: a prune cut short has narrowed the window from its
+    // old end, and left no hole in the middle of it.
+    let doomed: Vec<&Backup> = plan.deleted().collect();
+    let groups = doomed
+        .into_iter()
+        .rev()
         .map(|b| keys_of(b, &listing.keys))
         .chain(orphans.iter().map(|k| vec![k.clone()]))
         .chain(segments.into_iter().map(|k| vec![k]));

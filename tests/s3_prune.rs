@@ -652,10 +652,11 @@ fn a_prune_killed_between_batches_leaves_no_sidecar_without_its_object() {
     let proxy = FaultProxy::start(
         s3.port,
         Box::new(move |_, line| {
-            if line.starts_with("POST ") && line.contains("delete") {
-                if posts.fetch_add(1, Ordering::SeqCst) == 1 {
-                    return mysnap_tests::proxy::Fault::HoldRequest;
-                }
+            if line.starts_with("POST ")
+                && line.contains("delete")
+                && posts.fetch_add(1, Ordering::SeqCst) == 1
+            {
+                return mysnap_tests::proxy::Fault::HoldRequest;
             }
             mysnap_tests::proxy::Fault::Pass
         }),

@@ -5,7 +5,7 @@
 //! downloads verified, and what a refusal stops deletes nothing.
 
 use mysnap_tests::proxy::FaultProxy;
-use mysnap_tests::server::S3Server;
+use mysnap_tests::server::{Kind, S3Server};
 use mysnap_tests::tool::{run, Output};
 use std::collections::BTreeSet;
 
@@ -37,23 +37,53 @@ fn prune(s3: &S3Server, args: &[&str]) -> Output {
     )
 }
 
-/// Every key in the bucket, from s3s-fs's directory (not through the
-/// tool under test).
-fn keys(s3: &S3Server) -> BTreeSet<String> {
-    s3.stored_keys(BUCKET)
+fn is_moto(s3: &S3Server) -> bool {
+    matches!(s3.kind, Kind::Moto { .. })
 }
 
-/// Removes an object behind the server's back, as a lost sidecar would be.
+/// Every key in the bucket, not through the tool under test: from
+/// s3s-fs's directory, or listed by boto3.
+fn keys(s3: &S3Server) -> BTreeSet<String> {
+    if !is_moto(s3) {
+        return s3.stored_keys(BUCKET);
+    }
+    s3.query(&["list", BUCKET])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Removes an object behind the tools' back, as a lost sidecar would be.
 fn remove(s3: &S3Server, key: &str) {
+    if is_moto(s3) {
+        assert_eq!(s3.query(&["delete", BUCKET, key]), "deleted");
+        return;
+    }
     std::fs::remove_file(s3.object_file(BUCKET, key)).unwrap();
     let _ = std::fs::remove_file(s3.object_metadata_file(BUCKET, key));
+}
+
+/// Stores `body` at `key` behind the tools' back (no sidecar).
+fn store(s3: &S3Server, key: &str, body: &str) {
+    if is_moto(s3) {
+        s3.query(&["put", BUCKET, body, key]);
+        return;
+    }
+    let path = s3.object_file(BUCKET, key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
 }
 
 /// 40 nightly backups from 2026-01-01 (a Thursday) to 2026-02-09 (a
 /// Monday); day 4 pinned, day 9 verified, days 1 and 2 without a sidecar,
 /// an orphaned sidecar, and two binlog segments.
 fn bucket() -> S3Server {
-    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    bucket_on(S3Server::s3s_fs(&[BUCKET]))
+}
+
+fn bucket_on(s3: S3Server) -> S3Server {
     for day in 0..40 {
         put(&s3, &name(day), &data(day));
     }
@@ -63,8 +93,7 @@ fn bucket() -> S3Server {
     // A sidecar whose backup was deleted by hand: an orphan.
     put(&s3, &format!("{PREFIX}by-hand.tar.gz"), b"x");
     remove(&s3, &format!("{PREFIX}by-hand.tar.gz"));
-    let verified = s3.object_file(BUCKET, &format!("{}.verified", name(9)));
-    std::fs::write(verified, b"{\"ok\":true}\n").unwrap();
+    store(&s3, &format!("{}.verified", name(9)), "{\"ok\":true}\n");
     let pin = run(
         s3.tool("s3-prune")
             .arg("--pin")
@@ -111,7 +140,15 @@ fn with_sidecars(s3: &S3Server, days: &[u32]) -> BTreeSet<String> {
 
 #[test]
 fn a_policy_keeps_exactly_what_its_rules_and_the_always_kept_say() {
-    let s3 = bucket();
+    policy_keeps_what_it_says(bucket());
+}
+
+#[test]
+fn a_policy_keeps_exactly_what_it_says_on_moto_by_delete_objects() {
+    policy_keeps_what_it_says(bucket_on(S3Server::moto(&[BUCKET])));
+}
+
+fn policy_keeps_what_it_says(s3: S3Server) {
     let before = keys(&s3);
     let binlogs: BTreeSet<String> = before
         .iter()
@@ -137,6 +174,31 @@ fn a_policy_keeps_exactly_what_its_rules_and_the_always_kept_say() {
         "{}",
         dry.stdout_text()
     );
+
+    // The other rules, each planned alone: what they keep, with the
+    // always kept (the pinned day 4, the verified day 9, and days 1 and 2
+    // without a sidecar).
+    for (rule, days) in [
+        (&["--keep-daily", "5"][..], &[39, 38, 37, 36, 35][..]),
+        // From 3 days before the newest, Feb 9 01:00: Feb 6 01:00 is in.
+        (&["--keep-within", "3d"], &[39, 38, 37, 36]),
+        (&["--keep-yearly", "3"], &[39]),
+    ] {
+        let plan = prune(&s3, &[rule, &["--dry-run", "--json"]].concat());
+        plan.expect_code(0);
+        let report: serde_json::Value = serde_json::from_str(&plan.stdout_text()).unwrap();
+        let kept: BTreeSet<String> = report["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["action"] == "keep")
+            .map(|b| b["key"].as_str().unwrap().to_string())
+            .collect();
+        let expected: BTreeSet<String> =
+            days.iter().chain(&[9, 4, 2, 1]).map(|&d| name(d)).collect();
+        assert_eq!(kept, expected, "{rule:?}");
+    }
+    assert_eq!(keys(&s3), before, "--dry-run deleted nothing");
 
     let out = prune(&s3, &rules);
     out.expect_code(0);
@@ -273,7 +335,15 @@ fn segments(epoch: &str, base: &str, files: std::ops::RangeInclusive<u32>) -> Ve
 
 #[test]
 fn the_binlog_archive_is_kept_from_the_oldest_start_that_a_kept_backup_needs() {
-    let s3 = S3Server::s3s_fs(&[BUCKET]);
+    binlogs_kept_from_the_oldest_start(S3Server::s3s_fs(&[BUCKET]));
+}
+
+#[test]
+fn the_binlog_archive_is_kept_from_the_oldest_needed_start_on_moto() {
+    binlogs_kept_from_the_oldest_start(S3Server::moto(&[BUCKET]));
+}
+
+fn binlogs_kept_from_the_oldest_start(s3: S3Server) {
     let dir = tempfile::tempdir().unwrap();
     for day in 0..10 {
         let (_, file) = start_of(day);
@@ -287,8 +357,11 @@ fn the_binlog_archive_is_kept_from_the_oldest_start_that_a_kept_backup_needs() {
         .expect_code(0);
     }
     // s3-put recorded each start in the object's metadata.
-    let meta = std::fs::read_to_string(s3.object_metadata_file(BUCKET, &name(7))).unwrap();
-    assert!(meta.contains("mysql-bin.000003"), "{meta}");
+    let head = s3.query(&["head", BUCKET, &name(7)]);
+    assert_eq!(
+        head["Metadata"]["mysnap-binlog-file"], "mysql-bin.000003",
+        "{head}"
+    );
     // Epoch A runs on past the last backup in it, to binlog.000006.
     let all: Vec<String> = [
         segments(EPOCH_A, "binlog", 1..=6),
@@ -296,9 +369,7 @@ fn the_binlog_archive_is_kept_from_the_oldest_start_that_a_kept_backup_needs() {
     ]
     .concat();
     for key in &all {
-        let path = s3.object_file(BUCKET, key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, [7u8; 100]).unwrap();
+        store(&s3, key, &"e".repeat(100));
     }
     let binlog_keys = |s3: &S3Server| -> BTreeSet<String> {
         keys(s3)

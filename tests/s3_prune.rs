@@ -766,3 +766,36 @@ fn a_prune_killed_between_batches_leaves_no_sidecar_without_its_object() {
     );
     assert_eq!(listed(&s3), newest(10));
 }
+
+#[test]
+fn what_a_default_retention_holds_is_left_and_counted() {
+    let s3 = S3Server::moto(&[]);
+    s3.query(&["create-locked-bucket", BUCKET]);
+    s3.query(&["default-retention", BUCKET, "1"]);
+    for day in 0..3 {
+        put(&s3, &name(day), &data(day));
+    }
+    // An orphaned sidecar: its backup was deleted by hand (a delete
+    // marker; the locked version stays).
+    put(&s3, &format!("{PREFIX}by-hand.tar.gz"), b"x");
+    assert_eq!(
+        s3.query(&["delete", BUCKET, &format!("{PREFIX}by-hand.tar.gz")]),
+        "deleted"
+    );
+    let before = keys(&s3);
+    let out = prune(&s3, &["--keep-last", "1"]);
+    out.expect_code(0);
+    let text = out.stdout_text();
+    assert!(
+        text.contains("3 backups: 3 kept (2 of them locked), 0 deleted")
+            && text.contains(&format!(
+                "s3://{BUCKET}/{}  (locked: governance retention until",
+                name(0)
+            ))
+            && text.contains(
+                "object lock: 1 key that no backup needs is held by the bucket's default retention"
+            ),
+        "{text}"
+    );
+    assert_eq!(keys(&s3), before);
+}

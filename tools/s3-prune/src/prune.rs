@@ -534,9 +534,13 @@ fn report(
         format_size(s.freed)
     );
     if kept.by_default > 0 {
+        let (keys, are, they) = match kept.by_default {
+            1 => ("key", "is", "it goes"),
+            _ => ("keys", "are", "they go"),
+        };
         println!(
-            "object lock: {} keys that no backup needs are held by the bucket's default \
-             retention; they go once it ends",
+            "object lock: {} {keys} that no backup needs {are} held by the bucket's default \
+             retention; {they} once it ends",
             kept.by_default
         );
     }

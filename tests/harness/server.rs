@@ -2,6 +2,7 @@
 
 use crate::tool::tool;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -114,8 +115,11 @@ impl S3Server {
             moto.display(),
             std::process::id()
         );
+        // In a process group of its own, so that kill() takes moto with
+        // the shell: a shell killed by SIGKILL cannot kill its child.
         let mut child = Command::new("sh")
             .args(["-c", &watch])
+            .process_group(0)
             .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
             .stdout(Stdio::null())
             .spawn()
@@ -246,6 +250,10 @@ impl S3Server {
 
     /// Kills the server at once, as a crash would.
     pub fn kill(&mut self) {
+        if matches!(self.kind, Kind::Moto { .. }) {
+            let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

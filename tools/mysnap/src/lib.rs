@@ -25,6 +25,8 @@ pub mod mysql;
 pub mod private_file;
 pub mod progress;
 pub mod quantity;
+#[cfg(feature = "restore")]
+pub mod restore;
 pub mod signals;
 #[cfg(feature = "status")]
 pub mod status;

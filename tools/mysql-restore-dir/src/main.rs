@@ -7,23 +7,21 @@
 //! the binlog archive is replayed on top, up to TARGET (until.rs).
 
 mod exclusive;
-mod input;
 mod journal;
 mod layout;
 mod options;
-mod private;
 mod replica;
 mod restore;
 mod server;
 mod signals;
 mod stage;
 mod swap;
-mod unpack;
 mod until;
 
 use journal::RealFs;
 use mysnap::cli::Args;
 use mysnap::quantity::{format_rate, format_size};
+use mysnap::restore::unpack::Unpacked;
 use mysnap::signals::Signals;
 use mysnap::Result;
 use options::Options;
@@ -35,7 +33,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use swap::Datadir;
-use unpack::Unpacked;
 
 // Unlike s3-put and s3-get, this tool leaves glibc's mmap threshold alone:
 // the parallel decoder allocates and frees a 1 MiB block per MiB of

@@ -3,12 +3,12 @@
 use crate::layout;
 use crate::server::Control;
 use crate::swap::Datadir;
-use crate::unpack::Owner;
 use crate::until::Until;
 use mysnap::cli::{Args, Cli};
 use mysnap::error::IoContext;
 use mysnap::mysql::ConnectOptions;
 use mysnap::quantity::parse_duration;
+use mysnap::restore::unpack::Owner;
 use mysnap::{Error, Exit, Result};
 use nix::unistd::{Gid, Uid, User};
 use std::fs;

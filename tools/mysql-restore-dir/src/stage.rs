@@ -4,17 +4,17 @@
 //! server. Nothing else changes; on failure the staging directories it
 //! created are removed.
 
-use crate::input::Input;
 use crate::layout;
 use crate::replica;
 use crate::restore::{self, Live, Target};
 use crate::server::{self, Control};
 use crate::swap::{self, Datadir};
-use crate::unpack::{self, Owner, Roots, Unpacked};
 use mysnap::beneath::Root;
 use mysnap::cli::Args;
 use mysnap::error::IoContext;
 use mysnap::progress::Progress;
+use mysnap::restore::input::Input;
+use mysnap::restore::unpack::{self, Owner, Roots, Unpacked};
 use mysnap::signals::Signals;
 use mysnap::{Error, Exit, Result};
 use std::cell::RefCell;

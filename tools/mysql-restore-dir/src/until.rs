@@ -6,12 +6,13 @@
 //! --no-server, a private one started for it: private.rs), the replay
 //! applies the binlog for real, and the report says where it stopped.
 
-use crate::private;
 use crate::server::{self, Control};
 use mysnap::archive::Manifest;
 use mysnap::binlog::target::Target;
 use mysnap::cli::Args;
 use mysnap::mysql::ConnectOptions;
+use mysnap::restore::private;
+use mysnap::restore::programs::{given_program, path_dirs, search};
 use mysnap::signals::{interrupted, Signals};
 use mysnap::{child, Error, Exit, Result};
 use std::cell::OnceCell;
@@ -444,39 +445,6 @@ fn find_tool(given: Option<String>) -> Result<PathBuf> {
             format!("--until: cannot find {REPLAY} beside mysql-restore-dir or on PATH: install it or give --replay-tool"),
         )
     })
-}
-
-/// A program that `option` names: it must be an executable file.
-pub fn given_program(option: &str, path: String) -> Result<PathBuf> {
-    if !is_executable(Path::new(&path)) {
-        return Err(Error::new(
-            Exit::NotFound,
-            format!("{option} {path}: not an executable file"),
-        ));
-    }
-    Ok(PathBuf::from(path))
-}
-
-/// The directories of PATH, in order.
-pub fn path_dirs() -> Vec<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect())
-        .unwrap_or_default()
-}
-
-/// The first of `names` that is executable in one of `dirs`: each name
-/// in every directory before the next name.
-pub fn search(names: &[&str], dirs: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
-    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    names
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
-        .find(|p| is_executable(p))
-}
-
-pub fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// This command line's connection and logging options, for the replay.

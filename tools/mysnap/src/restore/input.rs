@@ -3,12 +3,11 @@
 //! members, decompressed in parallel), any other gzip (serially), or a
 //! plain tar.
 
-use crate::signals::Interruptible;
+use crate::error::IoContext;
+use crate::signals::Signals;
+use crate::{child, Error, Exit, Result};
 use gzp::deflate::Mgzip;
 use gzp::par::decompress::{ParDecompress, ParDecompressBuilder};
-use mysnap::error::IoContext;
-use mysnap::signals::Signals;
-use mysnap::{child, Error, Exit, Result};
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::os::fd::{AsFd, OwnedFd};
@@ -176,6 +175,37 @@ fn read_head(raw: &mut impl Read, len: usize) -> io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(len);
     raw.take(len as u64).read_to_end(&mut head)?;
     Ok(head)
+}
+
+/// A pipe or file that stops reading when a signal arrives, so that a
+/// stalled stream cannot keep a restore from stopping.
+pub struct Interruptible {
+    pub file: File,
+    pub signals: Arc<Signals>,
+}
+
+impl Read for Interruptible {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        loop {
+            if let Some(signal) = self.signals.stopped() {
+                return Err(io::Error::other(format!("interrupted by {signal}")));
+            }
+            let mut fds = [
+                PollFd::new(self.file.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.signals.fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+            let input_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+            if input_ready {
+                return self.file.read(buf);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 //! down cleanly. The machine's option files configure it, as they will the
 //! server that later runs on DIR.
 
-use crate::until::{given_program, path_dirs, search};
-use mysnap::cli::Args;
-use mysnap::error::IoContext;
-use mysnap::signals::Signals;
-use mysnap::{child, Error, Exit, Result};
+use super::programs::{given_program, path_dirs, search};
+use crate::cli::Args;
+use crate::error::IoContext;
+use crate::signals::Signals;
+use crate::{child, Error, Exit, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Gid, Pid, Uid, User};
 use std::os::unix::fs::MetadataExt;

@@ -8,12 +8,12 @@
 //! of the root; names the restore keeps for itself are refused; setuid and
 //! setgid bits are cleared. Runs of zeros become holes again.
 
-use mysnap::archive::{self, Entry, Hook, Invalid, Kind, Manifest};
-use mysnap::beneath::{self, Root};
-use mysnap::progress::Progress;
-use mysnap::quantity::format_size;
-use mysnap::signals::Signals;
-use mysnap::{Error, Exit, Result};
+use crate::archive::{self, Entry, Hook, Invalid, Kind, Manifest};
+use crate::beneath::{self, Root};
+use crate::progress::Progress;
+use crate::quantity::format_size;
+use crate::signals::Signals;
+use crate::{Error, Exit, Result};
 use nix::sys::stat::{futimens, Mode};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, Gid, Uid};

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod error;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod moment;
 #[cfg(feature = "mysql")]
 pub mod mysql;

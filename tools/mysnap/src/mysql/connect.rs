@@ -111,6 +111,18 @@ impl ConnectOptions {
         Ok(options)
     }
 
+    /// A private server reached at `socket` as root, with no option file
+    /// read: one started with --skip-grant-tables takes any user.
+    pub fn private_socket(socket: &std::path::Path) -> ConnectOptions {
+        let mut values = OptionValues::default();
+        values.set("user", "root");
+        ConnectOptions {
+            values,
+            read_timeout: None,
+        }
+        .at_socket(socket)
+    }
+
     /// The same user reaching a server through `socket` instead, such as
     /// a private one with no network: host, port and protocol give way.
     pub fn at_socket(mut self, socket: &std::path::Path) -> ConnectOptions {

@@ -1,8 +1,9 @@
-//! The private server of --until with --no-server: mariadbd (or mysqld)
-//! started on the restored DIR for the replay only, with no network and
-//! its socket, pid file and error log in a private directory, then shut
-//! down cleanly. The machine's option files configure it, as they will the
-//! server that later runs on DIR.
+//! A private server: mariadbd (or mysqld) started on a restored directory
+//! for one purpose (the replay of `mysql-restore-dir --until --no-server`,
+//! a test restore), with no network and its socket, pid file and error log
+//! in a private directory, then shut down cleanly. For the replay, the
+//! machine's option files configure it, as they will the server that later
+//! runs on DIR; a test restore gives --no-defaults.
 
 use super::programs::{given_program, path_dirs, search};
 use crate::cli::Args;
@@ -19,12 +20,16 @@ use std::time::{Duration, Instant};
 
 /// How to start the private server.
 pub struct Spec {
-    binary: PathBuf,
-    /// --mysqld-option, first on its command line (--no-defaults and
-    /// --defaults-file must be).
-    options: Vec<String>,
+    pub binary: PathBuf,
+    /// First on its command line (--no-defaults and --defaults-file must
+    /// be): --mysqld-option.
+    pub options: Vec<String>,
+    /// After the ones this module gives.
+    pub extra: Vec<String>,
     /// How long it may take to answer, and to stop.
-    wait: Duration,
+    pub wait: Duration,
+    /// What it is for, in its messages: "replay", "test restore".
+    pub purpose: &'static str,
 }
 
 /// A private server running on DIR.
@@ -35,11 +40,18 @@ pub struct Private {
 }
 
 impl Spec {
+    /// The replay's: --mysqld and --mysqld-option.
     pub fn from_args(args: &Args, wait: Duration) -> Result<Spec> {
         Ok(Spec {
-            binary: find(args.string("mysqld"))?,
+            binary: find(
+                args.string("mysqld"),
+                &["mariadbd", "mysqld"],
+                "--until with --no-server",
+            )?,
             options: args.strings("mysqld-option"),
+            extra: Vec::new(),
             wait,
+            purpose: "replay",
         })
     }
 
@@ -52,7 +64,7 @@ impl Spec {
         signals: &Signals,
     ) -> Result<Private> {
         let dir = tempfile::Builder::new()
-            .prefix("mysnap-replay-")
+            .prefix(&format!("mysnap-{}-", self.purpose.replace(' ', "-")))
             .tempdir()
             .ctx("creating the private server's directory")?;
         let mut cmd = Command::new(&self.binary);
@@ -70,7 +82,8 @@ impl Spec {
             .arg(format!(
                 "--log-error={}",
                 dir.path().join("error.log").display()
-            ));
+            ))
+            .args(&self.extra);
         // As root, the server runs as the owner of the restored files, who
         // needs the directory too. It is started as that user, since a
         // change of credentials (the server's own, for --user) clears the
@@ -118,9 +131,10 @@ impl Spec {
             .stderr(Stdio::null())
             .process_group(0);
         log::info!(
-            "starting a private {} on {} for the replay (no network, socket in {})",
+            "starting a private {} on {} for the {} (no network, socket in {})",
             self.binary.display(),
             datadir.display(),
+            self.purpose,
             dir.path().display()
         );
         let child = child::spawn_command(&mut cmd)?;
@@ -205,6 +219,11 @@ impl Private {
         Ok(())
     }
 
+    /// Its error log so far (crash recovery, errors), to keep or show.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
     /// ": <its first error line>", the cause (the last is "Aborting"),
     /// from its error log, for a message.
     fn logged(&self) -> String {
@@ -215,17 +234,20 @@ impl Private {
     }
 }
 
-/// --mysqld, else mariadbd, else mysqld, on PATH or in /usr/sbin.
-fn find(given: Option<String>) -> Result<PathBuf> {
+/// --mysqld, else the first of `names` on PATH or in /usr/sbin; `what`
+/// says in the error what wanted it.
+pub fn find(given: Option<String>, names: &[&str], what: &str) -> Result<PathBuf> {
     if let Some(path) = given {
         return given_program("--mysqld", path);
     }
     let dirs = path_dirs().into_iter().chain([PathBuf::from("/usr/sbin")]);
-    search(&["mariadbd", "mysqld"], dirs).ok_or_else(|| {
+    search(names, dirs).ok_or_else(|| {
         Error::new(
             Exit::NotFound,
-            "--until with --no-server: no mariadbd or mysqld on PATH or in /usr/sbin for the \
-             private server: give --mysqld",
+            format!(
+                "{what}: no {} on PATH or in /usr/sbin for the private server: give --mysqld",
+                names.join(" or ")
+            ),
         )
     })
 }

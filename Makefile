@@ -8,7 +8,7 @@ CARGO ?= cargo
 MYSNAP_CACHE ?= $(HOME)/.cache/mysnap
 export MYSNAP_CACHE
 
-TOOLS := s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir mysql-binlog-archive mysql-binlog-replay s3-prune
+TOOLS := s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir mysql-binlog-archive mysql-binlog-replay s3-prune mysql-verify-backup
 MANPAGES = $(wildcard man/*.[157])
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml)
 space := $(subst ,, )
@@ -40,6 +40,7 @@ bench: deps build
 	bench/restore.sh
 	bench/binlog.sh
 	bench/replay.sh
+	bench/prune.sh
 
 # The demo installs the .deb in the test VM.
 demo: deps deb

@@ -18,6 +18,7 @@ const TOOLS: &[&str] = &[
     "mysql-binlog-archive",
     "mysql-binlog-replay",
     "s3-prune",
+    "mysql-verify-backup",
 ];
 
 fn repo() -> PathBuf {

@@ -8,12 +8,14 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::process::Command;
 
-const UNITS: [&str; 6] = [
+const UNITS: [&str; 8] = [
     "mysnap-backup@.service",
     "mysnap-backup@.timer",
     "mysnap-restore@.service",
     "mysnap-binlog@.service",
     "mysnap-prune@.service",
+    "mysnap-verify@.service",
+    "mysnap-verify@.timer",
     "mysnap-failure@.service",
 ];
 

@@ -30,6 +30,6 @@ fn the_package_s_units_back_up_restore_and_survive_kills_under_systemd() {
         &["--systemd", "--disk", "2G", "--timeout", "3000"],
         "units.sh",
         &args,
-        108,
+        119,
     );
 }

@@ -50,7 +50,7 @@ writes_after() { # writes_after T0: the writer's first row after T0 comes within
 # --- the package ---------------------------------------------------------------
 dpkg -i "$deb" > /run/dpkg.log 2>&1
 check "dpkg -i installs the package" [ $? = 0 ] || cat /run/dpkg.log
-for tool in s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir mysql-binlog-archive mysql-binlog-replay s3-prune; do
+for tool in s3-put s3-get mysql-lock-hold snap-tar lvm-snap mysql-restore-dir mysql-binlog-archive mysql-binlog-replay s3-prune mysql-verify-backup; do
     check "/usr/bin/$tool is installed" [ -x /usr/bin/$tool ]
 done
 enabled=$(systemctl list-unit-files --state=enabled,enabled-runtime 'mysnap*' --no-legend | wc -l)
@@ -59,7 +59,7 @@ check "no mysnap timer is active" [ -z "$(systemctl list-timers --all --no-legen
 check "/etc/mysnap/example.conf is mode 600" [ "$(stat -c %a /etc/mysnap/example.conf)" = 600 ]
 verify=$(cd /lib/systemd/system && systemd-analyze verify mysnap-backup@db1.service mysnap-backup@db1.timer \
     mysnap-restore@db1.service mysnap-binlog@db1.service mysnap-prune@db1.service \
-    mysnap-failure@x.service 2>&1)
+    mysnap-verify@db1.service mysnap-verify@db1.timer mysnap-failure@x.service 2>&1)
 check "systemd-analyze verify is clean${verify:+: $verify}" [ -z "$verify" ]
 
 # --- the database on an LV, an S3 server -----------------------------------------
@@ -202,6 +202,46 @@ failure_logged() { journalctl -t mysnap --no-pager | grep -q "$unit failed"; }
 check "OnFailure= ran mysnap-failure@ and it logged the failure" wait_for 60 failure_logged
 sed -i '$d' /etc/mysnap/db1.conf
 systemctl reset-failed $unit
+
+# --- the weekly test restore, started by its timer ------------------------------------
+vunit=mysnap-verify@db1.service
+metrics=/var/lib/prometheus/node-exporter/mysnap-db1-verify.prom
+echo 'MYSNAP_VERIFY_OPTIONS=--endpoint http://127.0.0.1:9000 --region us-east-1' >> /etc/mysnap/db1.conf
+mkdir -p /run/systemd/system/mysnap-verify@db1.timer.d
+printf '[Timer]\nOnActiveSec=1s\nRandomizedDelaySec=0\n' > /run/systemd/system/mysnap-verify@db1.timer.d/now.conf
+systemctl daemon-reload
+systemctl start mysnap-verify@db1.timer
+verified() { [ "$(systemctl show -P ExecMainExitTimestampMonotonic $vunit)" != 0 ] &&
+    case $(systemctl show -P ActiveState $vunit) in inactive | failed) true ;; *) false ;; esac; }
+# Bound: a test restore of the small backup under emulation (a server's
+# start and shutdown, about 150 tables checked), with slack.
+wait_for 600 verified
+systemctl stop mysnap-verify@db1.timer
+rm -r /run/systemd/system/mysnap-verify@db1.timer.d
+systemctl daemon-reload
+check "the timer started $vunit, which verified the backup ($(systemctl show -P Result $vunit))" \
+    [ "$(systemctl show -P Result $vunit)" = success ] || journalctl -u $vunit --no-pager | tail -30
+check "and recorded it beside the backup ($key.verified)" \
+    grep -q '"failed": 0' "$s3root/backups/db1/$key.verified"
+check "its metrics are in node_exporter's directory, mode 644" [ "$(stat -c %a $metrics 2>/dev/null)" = 644 ]
+check "  and say that it passed" grep -q '^mysnap_verify_last_status{instance="db1",job="verify"} 1$' $metrics
+check "no scratch directory is left (private /var/tmp gone with the service)" \
+    [ -z "$(find /tmp /var/tmp -maxdepth 1 -name 'systemd-private-*mysnap-verify*' 2>/dev/null)" ]
+check "the live server still serves its rows" [ "$(sql 'SELECT COUNT(*) FROM t.items')" = 1000 ]
+# A newer backup whose bytes do not match its sidecar: the test restore
+# takes it, fails, and OnFailure= says so.
+bad=$(date -u -d '+1 day' +%Y%m%dT%H%M%SZ).tar.gz
+cp "$s3root/backups/db1/$key" "$s3root/backups/db1/$bad"
+printf 'corrupt' | dd of="$s3root/backups/db1/$bad" bs=1 seek=4096 conv=notrunc 2>/dev/null
+cp "$s3root/backups/db1/$key.sha256" "$s3root/backups/db1/$bad.sha256"
+systemctl start $vunit 2>/dev/null # fails, as it should
+check "a test restore of a damaged backup fails" [ "$(systemctl show -P Result $vunit)" != success ]
+check "  and records nothing" [ ! -e "$s3root/backups/db1/$bad.verified" ]
+check "  and its metrics say so" grep -q '^mysnap_verify_last_status{instance="db1",job="verify"} 0$' $metrics
+verify_failure_logged() { journalctl -t mysnap --no-pager | grep -q "$vunit failed"; }
+check "OnFailure= ran mysnap-failure@ for it" wait_for 60 verify_failure_logged
+rm "$s3root/backups/db1/$bad" "$s3root/backups/db1/$bad.sha256"
+systemctl reset-failed $vunit
 
 # --- the binlog archive under systemd ------------------------------------------------
 # mysnap-binlog@db1 as a user would set it up: its own replication user (the

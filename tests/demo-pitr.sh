@@ -2,7 +2,8 @@
 # make demo, point-in-time recovery on this machine: a throwaway MariaDB
 # with its binary log on, mysql-binlog-archive streaming it into S3, a base
 # backup, a write load, an accidental DROP TABLE, then one command,
-# mysql-restore-dir --until, back to the second before it, rows counted.
+# mysql-restore-dir --until, back to the second before it, rows counted;
+# then a prune, and a test restore of the backup (mysql-verify-backup).
 # Usage: tests/demo-pitr.sh BIN_DIR S3_PREFIX, with the S3 server's
 # endpoint and keys in the environment (tests/demo.sh starts it).
 set -euo pipefail
@@ -129,5 +130,20 @@ if replay_to_target "$work/status.json" && ! replay_to_target "$work/yesterday.j
     echo "             yesterday's chain is gone with its backup"
 else
     echo "  result     THE BINLOG ARCHIVE WAS PRUNED WRONG" >&2
+    exit 1
+fi
+
+echo
+echo "demo: a test restore: mysql-verify-backup $prefix unpacks tonight's backup into a"
+echo "      scratch directory, starts a throwaway server on it (no network) and checks every table"
+# The scratch directory is the default, /var/tmp/mysnap-verify/INSTANCE:
+# the throwaway server runs as mysql, which cannot enter $work (0700).
+if mysql-verify-backup --instance "demo-$$" \
+    --metrics-file "$work/mysnap-demo-verify.prom" "$prefix" 2>&1 | sed -e 's/^/      /'; then
+    grep -E '^mysnap_verify_(rto_seconds|tables_checked|tables_failed)' "$work/mysnap-demo-verify.prom" |
+        sed -e 's/{[^}]*}//' -e 's/^/      /'
+    echo "  result     the backup verified; KEY.verified is in S3 beside it, for s3-prune"
+else
+    echo "  result     THE BACKUP DID NOT VERIFY" >&2
     exit 1
 fi

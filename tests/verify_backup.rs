@@ -302,6 +302,25 @@ fn a_tampered_archive_fails_before_any_server_starts() {
     let key = "db1/20261201T010000Z.tar.gz";
     backup_of(&db.datadir(), &s3, key);
     sh(&db.start_cmd());
+    // A scratch directory that the server's user (mysql) could not reach
+    // is refused before anything is fetched.
+    let closed = work.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let out = run(
+        s3.tool("mysql-verify-backup")
+            .arg("--scratch")
+            .arg(closed.join("scratch"))
+            .arg(format!("s3://{BUCKET}/db1/")),
+        b"",
+    );
+    out.expect_code(73);
+    assert!(
+        out.stderr.contains("cannot reach it") && !out.stderr.contains("s3-get"),
+        "{}",
+        out.stderr
+    );
+    assert!(!closed.join("scratch").exists());
     // One byte of the stored object changed: its sidecar no longer matches.
     let path = object(&s3, key);
     let mut bytes = std::fs::read(&path).unwrap();

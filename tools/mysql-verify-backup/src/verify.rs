@@ -289,6 +289,41 @@ fn owner(given: Option<&str>) -> Result<Owner> {
     }
 }
 
+/// Refuses a scratch directory that the server's user cannot reach: an
+/// ancestor that does not let it search (a 0700 directory of root's).
+fn reachable(scratch: &Path, uid: Uid, gid: Gid) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for dir in scratch.ancestors().skip(1) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let search = if meta.uid() == uid.as_raw() {
+            0o100
+        } else if meta.gid() == gid.as_raw() {
+            0o010
+        } else {
+            0o001
+        };
+        if meta.mode() & search == 0 {
+            let user = User::from_uid(uid)
+                .ok()
+                .flatten()
+                .map_or_else(|| uid.to_string(), |u| u.name);
+            return Err(Error::new(
+                Exit::CantCreate,
+                format!(
+                    "scratch directory {}: the server's user {user} cannot reach it ({} is mode \
+                     {:04o}): give a --scratch it can reach, such as one under /var/tmp",
+                    scratch.display(),
+                    dir.display(),
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn s3_get(options: &Options) -> Result<PathBuf> {
     if let Some(path) = &options.s3_get {
         return given_program("--s3-get", path.clone());
@@ -313,6 +348,9 @@ fn test_restore(
     progressed: &mut Progressed,
 ) -> Result<()> {
     let owner = owner(options.owner.as_deref())?;
+    if let Some((uid, gid)) = owner.0 {
+        reachable(&scratch.dir, uid, gid)?;
+    }
     let data = scratch.data();
     std::fs::DirBuilder::new()
         .mode(0o700)

@@ -80,7 +80,7 @@ deb=$(ls "$root"/target/debian/mysnap_*.deb)
 echo
 echo "demo: in a VM with systemd (tests/vm/run.sh): install $(basename "$deb"), a MariaDB"
 echo "      on an LV, the nightly unit started by its timer, the backups listed, and"
-echo "      mysnap-restore@ into an empty datadir, rows compared"
+echo "      mysnap-restore@ into an empty datadir, rows compared, and the weekly test restore"
 mariadb-install-db --user=root --auth-root-authentication-method=socket --skip-test-db \
     --innodb-log-file-size=8M --datadir="$work/seed" > "$work/install.log" 2>&1 ||
     { cat "$work/install.log"; exit 1; }

@@ -211,6 +211,34 @@ fn a_good_backup_verifies_and_the_live_server_is_untouched() {
         assert!(checked.contains(&table.to_string()), "{table}: {checked:?}");
     }
     assert!(!object(&s3, "db1/20261130T010000Z.tar.gz.verified").exists());
+    // s3-get --list shows which backup a test restore verified.
+    let listed = run(
+        s3.tool("s3-get")
+            .args(["--list", &format!("s3://{BUCKET}/db1/")]),
+        b"",
+    );
+    listed.expect_code(0);
+    let marks: Vec<(String, String)> = listed
+        .stdout_text()
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (fields[2].to_string(), fields[3].to_string())
+        })
+        .collect();
+    // In the order S3 stored them: the verified one first.
+    assert_eq!(
+        marks,
+        [
+            ("verified".to_string(), format!("s3://{BUCKET}/{key}")),
+            (
+                "-".to_string(),
+                format!("s3://{BUCKET}/db1/20261130T010000Z.tar.gz")
+            ),
+        ],
+        "{}",
+        listed.stdout_text()
+    );
 
     // The metrics, and the scratch directory gone.
     let values = metrics(&work.path().join("mysnap-db1-verify.prom"));

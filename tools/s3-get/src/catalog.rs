@@ -8,31 +8,35 @@ use mysnap::{Error, Exit, Result};
 
 type Moment = chrono::DateTime<chrono::Utc>;
 
-/// The backups listed under `prefix` (taken by `before`, if given), oldest first.
+/// The backups listed under `prefix` (taken by `before`, if given), oldest
+/// first, and the keys listed.
 async fn listed(
     client: &Client,
     prefix: &S3Url,
     before: Option<Moment>,
-) -> Result<Vec<ObjectInfo>> {
-    Ok(backups::before(
-        &prefix.key,
-        backups::backups(&prefix.key, client.list(&prefix.key).await?),
-        before,
+) -> Result<(Vec<ObjectInfo>, std::collections::BTreeSet<String>)> {
+    let objects = client.list(&prefix.key).await?;
+    let keys = objects.iter().map(|o| o.key.clone()).collect();
+    Ok((
+        backups::before(&prefix.key, backups::backups(&prefix.key, objects), before),
+        keys,
     ))
 }
 
 /// --list: the backups under `prefix`, oldest first, one a line: time,
-/// size in bytes, URL.
+/// size in bytes, whether a test restore verified it, URL.
 pub async fn print(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<()> {
-    let found = listed(client, prefix, before).await?;
+    let (found, keys) = listed(client, prefix, before).await?;
     if found.is_empty() {
         log::info!("no backups under {prefix}");
     }
     for object in found {
+        let verified = keys.contains(&format!("{}{}", object.key, backups::VERIFIED));
         println!(
-            "{}  {:>14}  {}",
+            "{}  {:>14}  {:<8}  {}",
             object.last_modified,
             object.size,
+            if verified { "verified" } else { "-" },
             client.url(&object.key)
         );
     }
@@ -41,7 +45,7 @@ pub async fn print(client: &Client, prefix: &S3Url, before: Option<Moment>) -> R
 
 /// --latest: the newest backup under `prefix`, as HEAD says it is now.
 pub async fn newest(client: &Client, prefix: &S3Url, before: Option<Moment>) -> Result<ObjectInfo> {
-    let found = listed(client, prefix, before).await?;
+    let (found, _) = listed(client, prefix, before).await?;
     let newest = found.into_iter().last().ok_or_else(|| {
         let when =
             before.map(|t| format!(" taken at or before {}", t.format("%Y-%m-%d %H:%M:%S UTC")));

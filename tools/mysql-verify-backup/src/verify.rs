@@ -13,7 +13,7 @@ use mysnap::error::IoContext;
 use mysnap::mysql::ConnectOptions;
 use mysnap::progress::Progress;
 use mysnap::restore::input::Input;
-use mysnap::restore::private::{self, Private};
+use mysnap::restore::private;
 use mysnap::restore::programs::{given_program, path_dirs, search};
 use mysnap::restore::unpack::{self, Owner, Roots};
 use mysnap::s3::backups::{self, SIDECAR, VERIFIED};
@@ -437,7 +437,7 @@ fn test_restore(
         options.jobs,
     );
     let log = server.error_log();
-    let stopped = stop(server, signals);
+    let stopped = server.stop(signals);
     if options.keep {
         let _ = std::fs::write(scratch.dir.join("mysqld-error.log"), &log);
     }
@@ -447,10 +447,6 @@ fn test_restore(
     }
     progressed.found = Some(found);
     stopped
-}
-
-fn stop(server: Private, signals: &Signals) -> Result<()> {
-    server.stop(signals)
 }
 
 /// What the throwaway server's log says went wrong: its errors and

@@ -41,6 +41,7 @@ bench: deps build
 	bench/binlog.sh
 	bench/replay.sh
 	bench/prune.sh
+	bench/verify.sh
 
 # The demo installs the .deb in the test VM.
 demo: deps deb

@@ -166,7 +166,26 @@ fn a_good_backup_verifies_and_the_live_server_is_untouched() {
         .parse()
         .unwrap();
 
-    let out = verify(&s3, work.path(), &format!("s3://{BUCKET}/db1/"), &[]);
+    // Under the unit's umask (0077), into a scratch directory whose parent
+    // does not exist yet: the parent is made 0755 all the same, or the
+    // server (as mysql) could not reach the data.
+    let scratch = work.path().join("verify").join("db1");
+    let mut cmd = s3.tool("mysql-verify-backup");
+    cmd.arg("--scratch")
+        .arg(&scratch)
+        .arg("--metrics-file")
+        .arg(work.path().join("mysnap-db1-verify.prom"))
+        .args(["--instance", "db1"])
+        .arg(format!("s3://{BUCKET}/db1/"));
+    // SAFETY: umask is async-signal-safe and allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let out = run(&mut cmd, b"");
+    eprintln!("{}", out.stderr);
     out.expect_code(0);
     assert!(
         out.stderr
@@ -248,7 +267,7 @@ fn a_good_backup_verifies_and_the_live_server_is_untouched() {
     assert!(values["mysnap_verify_rto_seconds"] > 0.0);
     let now = chrono::Utc::now().timestamp() as f64;
     assert!((now - values["mysnap_verify_last_success_timestamp_seconds"]).abs() < 3600.0);
-    assert!(!work.path().join("scratch").exists());
+    assert!(!scratch.exists() && work.path().join("verify").exists());
 
     // The live server: its files as they were, and it answers on its
     // socket and its port.

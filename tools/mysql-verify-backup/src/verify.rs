@@ -227,12 +227,16 @@ struct Scratch {
 
 impl Scratch {
     fn create(dir: &Path, keep: bool) -> Result<Scratch> {
-        if let Some(parent) = dir.parent() {
+        if let Some(parent) = dir.parent().filter(|p| !p.exists()) {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o755)
                 .create(parent)
                 .ctx(format!("creating {}", parent.display()))?;
+            // 0755 whatever the umask (the unit's is 0077): the server's
+            // user must pass through it.
+            std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .ctx(format!("chmod {}", parent.display()))?;
         }
         std::fs::DirBuilder::new()
             .mode(0o700)

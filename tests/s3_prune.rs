@@ -707,15 +707,7 @@ fn a_prune_killed_between_batches_leaves_no_sidecar_without_its_object() {
             .collect();
         s3.query(&args);
     }
-    let listed = |s3: &S3Server| -> BTreeSet<String> {
-        s3.query(&["list", BUCKET])
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k.as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(listed(&s3).len(), 1200);
+    assert_eq!(keys(&s3).len(), 1200);
 
     // The second DeleteObjects never reaches the server: the prune is
     // killed while it waits on it.
@@ -744,7 +736,7 @@ fn a_prune_killed_between_batches_leaves_no_sidecar_without_its_object() {
     assert_ne!(killed.code, 0, "the prune was killed");
     proxy.release();
 
-    let left = listed(&s3);
+    let left = keys(&s3);
     for key in &left {
         if let Some(object) = key.strip_suffix(".sha256") {
             assert!(left.contains(object), "{key} is left without its object");
@@ -764,7 +756,7 @@ fn a_prune_killed_between_batches_leaves_no_sidecar_without_its_object() {
         "{}",
         out.stdout_text()
     );
-    assert_eq!(listed(&s3), newest(10));
+    assert_eq!(keys(&s3), newest(10));
 }
 
 #[test]

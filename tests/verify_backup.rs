@@ -76,16 +76,21 @@ fn backup_of(dir: &Path, s3: &S3Server, key: &str) {
     .expect_code(0);
 }
 
+/// mysql-verify-backup of `url` into `scratch`, with the metrics in `work`.
+fn verify_command(s3: &S3Server, work: &Path, scratch: &Path, url: &str) -> Command {
+    let mut cmd = s3.tool("mysql-verify-backup");
+    cmd.arg("--scratch")
+        .arg(scratch)
+        .arg("--metrics-file")
+        .arg(work.join("mysnap-db1-verify.prom"))
+        .args(["--instance", "db1"])
+        .arg(url);
+    cmd
+}
+
 fn verify(s3: &S3Server, work: &Path, url: &str, more: &[&str]) -> Output {
     let out = run(
-        s3.tool("mysql-verify-backup")
-            .arg("--scratch")
-            .arg(work.join("scratch"))
-            .arg("--metrics-file")
-            .arg(work.join("mysnap-db1-verify.prom"))
-            .args(["--instance", "db1"])
-            .args(more)
-            .arg(url),
+        verify_command(s3, work, &work.join("scratch"), url).args(more),
         b"",
     );
     // Shown when a test fails, or with --nocapture.
@@ -170,13 +175,7 @@ fn a_good_backup_verifies_and_the_live_server_is_untouched() {
     // does not exist yet: the parent is made 0755 all the same, or the
     // server (as mysql) could not reach the data.
     let scratch = work.path().join("verify").join("db1");
-    let mut cmd = s3.tool("mysql-verify-backup");
-    cmd.arg("--scratch")
-        .arg(&scratch)
-        .arg("--metrics-file")
-        .arg(work.path().join("mysnap-db1-verify.prom"))
-        .args(["--instance", "db1"])
-        .arg(format!("s3://{BUCKET}/db1/"));
+    let mut cmd = verify_command(&s3, work.path(), &scratch, &format!("s3://{BUCKET}/db1/"));
     // SAFETY: umask is async-signal-safe and allocates nothing.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {

@@ -12,7 +12,7 @@ use mysnap::binlog::target::Target;
 use mysnap::cli::Args;
 use mysnap::mysql::ConnectOptions;
 use mysnap::restore::private;
-use mysnap::restore::programs::{given_program, path_dirs, search};
+use mysnap::restore::programs::sibling;
 use mysnap::signals::{interrupted, Signals};
 use mysnap::{child, Error, Exit, Result};
 use std::cell::OnceCell;
@@ -430,21 +430,15 @@ fn taken(manifest: &Manifest) -> String {
     format!(" of {when}")
 }
 
-/// --replay-tool, else mysql-binlog-replay beside this executable (an
-/// install puts the tools together), else on PATH.
+/// --replay-tool, else mysql-binlog-replay beside this executable, else on PATH.
 fn find_tool(given: Option<String>) -> Result<PathBuf> {
-    if let Some(path) = given {
-        return given_program("--replay-tool", path);
-    }
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf));
-    search(&[REPLAY], beside.into_iter().chain(path_dirs())).ok_or_else(|| {
-        Error::new(
-            Exit::NotFound,
-            format!("--until: cannot find {REPLAY} beside mysql-restore-dir or on PATH: install it or give --replay-tool"),
-        )
-    })
+    sibling(
+        given,
+        "--replay-tool",
+        REPLAY,
+        "--until: ",
+        "mysql-restore-dir",
+    )
 }
 
 /// This command line's connection and logging options, for the replay.

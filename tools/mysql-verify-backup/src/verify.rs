@@ -14,7 +14,7 @@ use mysnap::mysql::ConnectOptions;
 use mysnap::progress::Progress;
 use mysnap::restore::input::Input;
 use mysnap::restore::private;
-use mysnap::restore::programs::{given_program, path_dirs, search};
+use mysnap::restore::programs::sibling;
 use mysnap::restore::unpack::{self, Owner, Roots};
 use mysnap::s3::backups::{self, SIDECAR, VERIFIED};
 use mysnap::s3::{Client, ObjectInfo, S3Url};
@@ -329,18 +329,13 @@ fn reachable(scratch: &Path, uid: Uid, gid: Gid) -> Result<()> {
 }
 
 fn s3_get(options: &Options) -> Result<PathBuf> {
-    if let Some(path) = &options.s3_get {
-        return given_program("--s3-get", path.clone());
-    }
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf));
-    search(&["s3-get"], beside.into_iter().chain(path_dirs())).ok_or_else(|| {
-        Error::new(
-            Exit::NotFound,
-            "cannot find s3-get beside mysql-verify-backup or on PATH: install it or give --s3-get",
-        )
-    })
+    sibling(
+        options.s3_get.clone(),
+        "--s3-get",
+        "s3-get",
+        "",
+        "mysql-verify-backup",
+    )
 }
 
 fn test_restore(

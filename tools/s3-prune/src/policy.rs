@@ -106,7 +106,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn deleted(&self) -> impl Iterator<Item = &Backup> {
+    pub fn deleted(&self) -> impl DoubleEndedIterator<Item = &Backup> {
         self.backups
             .iter()
             .filter(|(_, d)| *d == Decision::Delete)

@@ -159,65 +159,45 @@ async fn binlog_plan(
     Ok(binlogs::plan(&prefix.key, &timeline, &needed))
 }
 
-/// What S3 Object Lock keeps of what the plan deletes: the backups whose
-/// object is locked (one HEAD each, only where the bucket may lock), and
-/// the other keys that the bucket's default retention still holds, by
-/// when they were stored.
-struct Locked {
-    backups: BTreeMap<String, Lock>,
-    /// `stored` + default retention is later than now.
-    by_default: Box<dyn Fn(&str) -> bool>,
-    count_by_default: std::cell::Cell<usize>,
-}
-
-async fn locked(
+/// The backups that the plan deletes whose object S3 Object Lock still
+/// keeps: one HEAD each, only where the bucket may lock.
+async fn locked_backups(
     client: &Client,
-    listing: &Listing,
     plan: &Plan,
     protection: &Protection,
     now: policy::Moment,
-) -> Result<Locked> {
-    let mut backups = BTreeMap::new();
-    if protection.object_lock {
-        for backup in plan.deleted() {
-            let head = client
-                .head(&backup.key)
-                .await
-                .map_err(|e| Error::with_status(e.code(), format!("{e}: nothing was deleted")))?;
-            if let Some(lock) = head.and_then(|h| h.lock).filter(|l| l.holds_at(now)) {
-                backups.insert(backup.key.clone(), lock);
-            }
+) -> Result<BTreeMap<String, Lock>> {
+    let mut locked = BTreeMap::new();
+    if !protection.object_lock {
+        return Ok(locked);
+    }
+    for backup in plan.deleted() {
+        let head = client
+            .head(&backup.key)
+            .await
+            .map_err(|e| Error::with_status(e.code(), format!("{e}: nothing was deleted")))?;
+        if let Some(lock) = head.and_then(|h| h.lock).filter(|l| l.holds_at(now)) {
+            locked.insert(backup.key.clone(), lock);
         }
     }
-    let by_default: Box<dyn Fn(&str) -> bool> = match protection.default_retention {
-        Some(retention) if protection.object_lock => {
-            let stored = listing.stored.clone();
-            Box::new(move |key: &str| {
-                stored
-                    .get(key)
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    // A time that is no time: it may be locked.
-                    .is_none_or(|t| t.with_timezone(&chrono::Utc) + retention > now)
-            })
-        }
-        _ => Box::new(|_: &str| false),
-    };
-    Ok(Locked {
-        backups,
-        by_default,
-        count_by_default: std::cell::Cell::new(0),
-    })
+    Ok(locked)
 }
 
-impl Locked {
-    /// Whether a key that is no backup may go: the bucket's default
-    /// retention does not hold it. Counts the ones it holds.
-    fn free(&self, key: &str) -> bool {
-        let held = (self.by_default)(key);
-        if held {
-            self.count_by_default.set(self.count_by_default.get() + 1);
-        }
-        !held
+/// Whether the bucket's default retention still holds `key` (one that is
+/// no backup), by when it was stored; a time that is no time may be held.
+fn held_by_default(
+    listing: &Listing,
+    protection: &Protection,
+    now: policy::Moment,
+    key: &str,
+) -> bool {
+    match protection.default_retention {
+        Some(retention) if protection.object_lock => listing
+            .stored
+            .get(key)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_none_or(|t| t.with_timezone(&chrono::Utc) + retention > now),
+        _ => false,
     }
 }
 
@@ -274,10 +254,10 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
         .protection()
         .await
         .map_err(|e| Error::with_status(e.code(), format!("{e}: nothing was deleted")))?;
-    let locked = locked(client, &listing, &plan, &protection, now).await?;
-    plan.lock(&locked.backups.keys().cloned().collect());
+    let locked = locked_backups(client, &plan, &protection, now).await?;
+    plan.lock(&locked.keys().cloned().collect());
     let kept = Kept {
-        locks: &locked.backups,
+        locks: &locked,
         protection: &protection,
         by_default: 0,
     };
@@ -297,19 +277,19 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
             format!("{why}; nothing was deleted"),
         ));
     }
-    let orphans: Vec<String> = orphans(&prefix.key, &listing)
+    let held = |key: &String| held_by_default(&listing, &protection, now, key);
+    let (orphans, held_orphans): (Vec<String>, Vec<String>) = orphans(&prefix.key, &listing)
         .into_iter()
-        .filter(|k| locked.free(k))
-        .collect();
+        .partition(|k| !held(k));
+    let mut by_default = held_orphans.len();
     let mut binlogs = binlog_plan(client, prefix, &listing, &plan, job, now).await?;
     if let Outcome::Pruned { delete, .. } = &mut binlogs {
-        delete.retain(|k| locked.free(k));
+        let listed = delete.len();
+        delete.retain(|k| !held(k));
+        by_default += listed - delete.len();
     }
     let stale = stale_uploads(client, prefix, job, now).await?;
-    let kept = Kept {
-        by_default: locked.count_by_default.get(),
-        ..kept
-    };
+    let kept = Kept { by_default, ..kept };
     report(
         client,
         &prefix.key,
@@ -343,9 +323,8 @@ pub async fn prune(client: &Client, prefix: &S3Url, job: &Job) -> Result<()> {
     };
     // Oldest first: a prune cut short has narrowed the window from its
     // old end, and left no hole in the middle of it.
-    let doomed: Vec<&Backup> = plan.deleted().collect();
-    let groups = doomed
-        .into_iter()
+    let groups = plan
+        .deleted()
         .rev()
         .map(|b| keys_of(b, &listing.keys))
         .chain(orphans.iter().map(|k| vec![k.clone()]))

@@ -36,3 +36,29 @@ pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+/// A sibling tool: the one `option` names, else `name` beside this
+/// executable (an install puts the tools together), else on PATH. `what`
+/// begins the error, which names `tool`, the one looking.
+pub fn sibling(
+    given: Option<String>,
+    option: &str,
+    name: &str,
+    what: &str,
+    tool: &str,
+) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return given_program(option, path);
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    search(&[name], beside.into_iter().chain(path_dirs())).ok_or_else(|| {
+        Error::new(
+            Exit::NotFound,
+            format!(
+                "{what}cannot find {name} beside {tool} or on PATH: install it or give {option}"
+            ),
+        )
+    })
+}
